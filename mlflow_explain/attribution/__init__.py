@@ -1,0 +1,74 @@
+"""The attribution engine: backends behind one registry.
+
+Example:
+    >>> "interpret-lig" in list_attribution_methods()
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mlflow_explain.attribution.base import AttributionMethod, EncodedText, RawAttribution, output_activation
+from mlflow_explain.errors import ConfigError
+
+__all__ = [
+    "AttributionMethod",
+    "EncodedText",
+    "RawAttribution",
+    "get_attribution_method",
+    "list_attribution_methods",
+    "output_activation",
+    "register_attribution_method",
+]
+
+_REGISTRY: dict[str, Callable[[], AttributionMethod]] = {}
+
+
+def register_attribution_method(name: str, factory: Callable[[], AttributionMethod]) -> None:
+    """Make an attribution backend selectable by name.
+
+    Args:
+        name: The name users pass as ``method``.
+        factory: Builds the backend; called once per explanation job.
+    """
+    _REGISTRY[name] = factory
+
+
+def list_attribution_methods() -> list[str]:
+    """Names of the attribution methods that can be chosen with ``method``.
+
+    Returns:
+        The registered names, sorted.
+    """
+    return sorted(_REGISTRY)
+
+
+def get_attribution_method(name: str) -> AttributionMethod:
+    """Build the attribution backend registered under ``name``.
+
+    Args:
+        name: A name from :func:`list_attribution_methods`.
+
+    Returns:
+        The backend.
+
+    Raises:
+        ConfigError: If no backend has that name.
+    """
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown attribution method {name!r}; choose one of {', '.join(list_attribution_methods())}."
+        ) from None
+    return factory()
+
+
+def _register_builtins() -> None:
+    from mlflow_explain.attribution.interpret import InterpretLIG
+
+    register_attribution_method(InterpretLIG.name, InterpretLIG)
+
+
+_register_builtins()

@@ -1,0 +1,94 @@
+"""Layer Integrated Gradients through transformers-interpret, with the right output function.
+
+transformers-interpret's ``MultiLabelClassificationExplainer`` attributes ``sigmoid(logit)`` of
+each label and drops the caller's ``n_steps`` and ``internal_batch_size``. This backend uses its
+``SequenceClassificationExplainer`` one label index at a time instead, attributing the softmax
+probability of the label for single-label classifiers and the sigmoid for models whose
+``problem_type`` is ``multi_label_classification``, with ``n_steps`` passed through. It feeds the
+explainer our own (truncated) token ids, so long texts cannot overflow the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from mlflow_explain.attribution.base import EncodedText, RawAttribution, output_activation
+from mlflow_explain.config import ExplainConfig
+from mlflow_explain.errors import ExplanationError
+
+__all__ = ["InterpretLIG"]
+
+
+def _explainer_class():
+    try:
+        from transformers_interpret import SequenceClassificationExplainer
+    except ImportError as err:
+        raise ExplanationError(
+            "method 'interpret-lig' needs transformers-interpret: pip install transformers-interpret"
+        ) from err
+
+    class _EncodedExplainer(SequenceClassificationExplainer):
+        """Explains pre-encoded ids with a chosen output activation."""
+
+        activation = "softmax"
+        encoded: EncodedText | None = None
+
+        def _make_input_reference_pair(self, text):
+            ids = list(self.encoded.input_ids)
+            inner = [i for i, special in zip(ids, self.encoded.special, strict=True) if not special]
+            ref = [self.ref_token_id if not s else i for i, s in zip(ids, self.encoded.special, strict=True)]
+            device = self.device
+            return torch.tensor([ids], device=device), torch.tensor([ref], device=device), len(inner)
+
+        def _forward(self, input_ids, token_type_ids=None, position_ids=None, attention_mask=None):
+            logits = self._get_preds(input_ids, token_type_ids, position_ids, attention_mask)[0]
+            probs = torch.sigmoid(logits) if self.activation == "sigmoid" else torch.softmax(logits, dim=1)
+            self.pred_probs = probs[0][self.selected_index]
+            return probs[:, self.selected_index]
+
+    return _EncodedExplainer
+
+
+class InterpretLIG:
+    """Layer Integrated Gradients on the word embeddings, via transformers-interpret."""
+
+    name = "interpret-lig"
+    description = (
+        "Layer Integrated Gradients via transformers-interpret's SequenceClassificationExplainer, "
+        "one label at a time (softmax, or sigmoid for multi-label models); L2-normalised scores."
+    )
+
+    def attribute(
+        self,
+        model,
+        tokenizer,
+        texts: Sequence[EncodedText],
+        targets: Sequence[Sequence[int]],
+        config: ExplainConfig,
+    ) -> list[RawAttribution]:
+        """See :meth:`mlflow_explain.attribution.base.AttributionMethod.attribute`."""
+        explainer = _explainer_class()(model, tokenizer)
+        explainer.activation = output_activation(model)
+        results = []
+        for encoded, label_ids in zip(texts, targets, strict=True):
+            explainer.encoded = encoded
+            scores, deltas = [], []
+            for index in label_ids:
+                pairs = explainer(
+                    encoded.text,
+                    index=int(index),
+                    n_steps=config.n_steps,
+                    internal_batch_size=config.internal_batch_size,
+                )
+                scores.append([score for _, score in pairs])
+                deltas.append(float(explainer.attributions.delta.detach().cpu().reshape(-1)[0]))
+            results.append(
+                RawAttribution(
+                    scores=np.nan_to_num(np.asarray(scores, dtype=np.float64)),
+                    deltas=np.asarray(deltas, dtype=np.float64),
+                )
+            )
+        return results

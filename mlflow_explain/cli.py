@@ -1,0 +1,220 @@
+"""The ``mlflow-explain`` command line; MLproject's entry points call these commands."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from mlflow_explain.attribution import list_attribution_methods
+from mlflow_explain.config import (
+    DEFAULT_MODEL,
+    EMBEDDED_DATA,
+    TARGETS,
+    DataConfig,
+    ExplainConfig,
+    TrainConfig,
+)
+from mlflow_explain.errors import MlflowExplainError
+
+__all__ = ["cli"]
+
+
+class _Epochs(click.ParamType):
+    """A positive number of epochs, or ``auto`` for the model-dependent default."""
+
+    name = "epochs"
+
+    def convert(self, value, param, ctx):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("auto", "")):
+            return None
+        try:
+            epochs = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+        if epochs <= 0:
+            self.fail(f"epochs must be positive, got {value}", param, ctx)
+        return epochs
+
+
+def _optional_int(value: str | int | None) -> int | None:
+    return None if value in (None, "", 0, "0", "none", "None") else int(value)
+
+
+def data_options(func):
+    """Options shared by the commands that read a data set."""
+    options = [
+        click.option(
+            "--data",
+            default=EMBEDDED_DATA,
+            show_default=True,
+            help="'embedded', a CSV/TSV/JSONL file, a livedoor-layout folder, a save_to_disk folder or a Hub data set.",
+        ),
+        click.option("--text-column", default="text", show_default=True, help="Column holding the text."),
+        click.option("--label-column", default="label", show_default=True, help="Column holding the label."),
+        click.option("--eval-data", default="", help="Separate evaluation file (default: split from --data)."),
+        click.option(
+            "--eval-fraction",
+            default=0.2,
+            show_default=True,
+            type=float,
+            help="Share held out for evaluation when the data has no split.",
+        ),
+        click.option(
+            "--text-field",
+            default="title",
+            show_default=True,
+            type=click.Choice(["title", "body"]),
+            help="Livedoor-layout folders: explain the title or the body.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def explain_options(func):
+    """Options shared by the commands that explain."""
+    options = [
+        click.option("--n-explain", default=18, show_default=True, type=int, help="Sentences to explain."),
+        click.option("--n-steps", default=50, show_default=True, type=int, help="Integrated Gradients steps."),
+        click.option(
+            "--method",
+            default="interpret-lig",
+            show_default=True,
+            help=f"Attribution method: {', '.join(list_attribution_methods())}.",
+        ),
+        click.option(
+            "--target",
+            default="all",
+            show_default=True,
+            type=click.Choice(TARGETS),
+            help="Labels to attribute per sentence.",
+        ),
+        click.option("--internal-batch-size", default="", help="Largest interpolation batch (default: no limit)."),
+        click.option("--top-k", default=10, show_default=True, type=int, help="Tokens per class in the summary plot."),
+        click.option("--seed", default=42, show_default=True, type=int, help="Seed of the split, sample and training."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Show debug logs.")
+def cli(verbose: bool) -> None:
+    """Explain Hugging Face text classifiers and track the explanations in MLflow."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@data_options
+@click.option(
+    "--model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help=f"'{DEFAULT_MODEL}' (embedded, trained from scratch), a Hub id or a local model folder.",
+)
+@click.option(
+    "--epochs",
+    default="auto",
+    show_default=True,
+    type=_Epochs(),
+    help="Training epochs; 'auto' is 30 for the embedded model, 3 otherwise.",
+)
+@click.option("--batch-size", default=16, show_default=True, type=int)
+@click.option("--learning-rate", default=None, type=float, help="Default: 1e-3 embedded, 3e-5 otherwise.")
+@click.option("--max-length", default=128, show_default=True, type=int, help="Longest input in tokens.")
+@explain_options
+def main(**options) -> None:
+    """Train (or fine-tune) a classifier, then explain a fixed sample of evaluation sentences."""
+    from mlflow_explain.jobs import run_main
+
+    def build():
+        return (
+            _data_config(options),
+            TrainConfig(
+                model=options["model"],
+                epochs=options["epochs"],
+                batch_size=options["batch_size"],
+                learning_rate=options["learning_rate"],
+                max_length=options["max_length"],
+                seed=options["seed"],
+            ),
+            _explain_config(options),
+        )
+
+    result = _run(lambda: run_main(*build()))
+    click.echo(f"run {result.run_id}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items())))
+    click.echo(f"model: {result.model_uri}")
+
+
+@cli.command()
+@click.option(
+    "--model",
+    required=True,
+    help="MLflow model URI (runs:/<id>/model, models:/<name>/<version>), local folder or Hub id.",
+)
+@data_options
+@click.option("--max-length", default="", help="Longest input in tokens (default: the model's maximum).")
+@explain_options
+def explain(**options) -> None:
+    """Load a trained classifier and explain a fixed sample of evaluation sentences."""
+    from mlflow_explain.jobs import run_explain
+
+    result = _run(
+        lambda: run_explain(
+            options["model"],
+            _data_config(options),
+            _explain_config(options),
+            _optional_int(options["max_length"]),
+        )
+    )
+    click.echo(f"run {result.run_id}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items())))
+
+
+@cli.command()
+def methods() -> None:
+    """List the attribution methods."""
+    from mlflow_explain.attribution import get_attribution_method
+
+    for name in list_attribution_methods():
+        click.echo(f"{name}\t{get_attribution_method(name).description}")
+
+
+def _data_config(options: dict) -> DataConfig:
+    return DataConfig(
+        data=options["data"],
+        text_column=options["text_column"],
+        label_column=options["label_column"],
+        eval_data=options["eval_data"] or None,
+        eval_fraction=options["eval_fraction"],
+        text_field=options["text_field"],
+        seed=options["seed"],
+    )
+
+
+def _explain_config(options: dict) -> ExplainConfig:
+    return ExplainConfig(
+        n_explain=options["n_explain"],
+        n_steps=options["n_steps"],
+        method=options["method"],
+        target=options["target"],
+        internal_batch_size=_optional_int(options["internal_batch_size"]),
+        seed=options["seed"],
+        top_k=options["top_k"],
+    )
+
+
+def _run(job):
+    """Run a job; turn our errors into a one-line message and exit code 1 (the run is marked FAILED)."""
+    try:
+        return job()
+    except MlflowExplainError as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    cli()

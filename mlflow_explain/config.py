@@ -1,0 +1,157 @@
+"""Settings for data, training and explanation, as frozen and validated dataclasses.
+
+The CLI options and MLproject parameters map one to one onto these fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlflow_explain.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "EMBEDDED_DATA",
+    "TARGETS",
+    "DataConfig",
+    "ExplainConfig",
+    "TrainConfig",
+]
+
+EMBEDDED_DATA = "embedded"
+"""Name of the data set shipped with the package (Japanese headlines in nine livedoor categories)."""
+
+DEFAULT_MODEL = "tiny-bert-ja"
+"""Name of the embedded default model: a small Japanese BERT trained from scratch."""
+
+TARGETS = ("all", "predicted", "true", "predicted+true")
+"""Which labels to attribute for each sentence."""
+
+TEXT_FIELDS = ("title", "body")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from and how to read it.
+
+    Args:
+        data: ``"embedded"`` for the bundled headlines, a CSV / TSV / JSONL file, a folder in the
+            livedoor news corpus layout, a folder written by ``datasets.Dataset.save_to_disk`` or a
+            Hugging Face Hub data set name. Defaults to ``"embedded"``.
+        text_column: Column that holds the text. Defaults to ``"text"``.
+        label_column: Column that holds the label. Defaults to ``"label"``.
+        eval_data: Optional separate evaluation file; when unset the evaluation split comes from
+            ``data`` (its ``split`` column or data set split) or is drawn from it.
+        eval_fraction: Share of the data held out when the data has no split. Defaults to 0.2.
+        text_field: For livedoor-layout folders, ``"title"`` or ``"body"``. Defaults to ``"title"``.
+        seed: Seed of the stratified train / evaluation split. Defaults to 42.
+    """
+
+    data: str = EMBEDDED_DATA
+    text_column: str = "text"
+    label_column: str = "label"
+    eval_data: str | None = None
+    eval_fraction: float = 0.2
+    text_field: str = "title"
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if not str(self.data).strip():
+            raise ConfigError("`data` is empty: give a file, a folder, a data set name or 'embedded'.")
+        if not 0.0 < self.eval_fraction < 1.0:
+            raise ConfigError(f"eval_fraction must be between 0 and 1 (exclusive), got {self.eval_fraction}.")
+        if self.text_field not in TEXT_FIELDS:
+            raise ConfigError(f"text_field must be one of {', '.join(TEXT_FIELDS)}; got {self.text_field!r}.")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to build or fine-tune the classifier.
+
+    Args:
+        model: ``"tiny-bert-ja"`` (embedded, trained from scratch), a Hub id or a local model folder.
+            Defaults to ``"tiny-bert-ja"``.
+        epochs: Training epochs; ``None`` picks 30 for the embedded model and 3 for pretrained ones.
+        batch_size: Per-device batch size. Defaults to 16.
+        learning_rate: Peak learning rate; ``None`` picks 1e-3 for the embedded model and 3e-5 otherwise.
+        max_length: Longest input in tokens; longer texts are truncated. Defaults to 128.
+        seed: Seed for weight initialisation and data order. Defaults to 42.
+    """
+
+    model: str = DEFAULT_MODEL
+    epochs: float | None = None
+    batch_size: int = 16
+    learning_rate: float | None = None
+    max_length: int = 128
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.epochs is not None and self.epochs <= 0:
+            raise ConfigError(f"epochs must be positive, got {self.epochs}.")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}.")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}.")
+        if self.max_length < 8:
+            raise ConfigError(f"max_length must be at least 8 tokens, got {self.max_length}.")
+
+    @property
+    def is_embedded(self) -> bool:
+        """Whether the embedded default model is built and trained from scratch."""
+        return self.model == DEFAULT_MODEL
+
+    @property
+    def resolved_epochs(self) -> float:
+        """Epochs to train, with the model-dependent default filled in."""
+        if self.epochs is not None:
+            return self.epochs
+        return 30.0 if self.is_embedded else 3.0
+
+    @property
+    def resolved_learning_rate(self) -> float:
+        """Learning rate, with the model-dependent default filled in."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 1e-3 if self.is_embedded else 3e-5
+
+
+@dataclass(frozen=True)
+class ExplainConfig:
+    """Which sentences to explain and how.
+
+    Args:
+        n_explain: Number of evaluation sentences to explain, stratified by true label. Defaults to 18.
+        n_steps: Integration steps of Integrated Gradients. Defaults to 50.
+        method: Attribution method, one of :func:`mlflow_explain.list_attribution_methods`.
+            Defaults to ``"interpret-lig"``.
+        target: Labels to attribute: ``"all"``, ``"predicted"``, ``"true"`` or ``"predicted+true"``.
+            Defaults to ``"all"``.
+        internal_batch_size: Largest number of interpolated inputs run through the model at once;
+            ``None`` runs all steps of a sentence in one batch. Defaults to None.
+        seed: Seed of the deterministic sample of sentences. Defaults to 42.
+        top_k: Tokens shown per class in the summary plot. Defaults to 10.
+    """
+
+    n_explain: int = 18
+    n_steps: int = 50
+    method: str = "interpret-lig"
+    target: str = "all"
+    internal_batch_size: int | None = None
+    seed: int = 42
+    top_k: int = 10
+
+    def __post_init__(self) -> None:
+        if self.n_explain < 1:
+            raise ConfigError(f"n_explain must be at least 1, got {self.n_explain}.")
+        if self.n_steps < 1:
+            raise ConfigError(
+                f"n_steps must be a positive number of integration steps, got {self.n_steps}; 50 is a good default."
+            )
+        if self.target not in TARGETS:
+            raise ConfigError(f"target must be one of {', '.join(TARGETS)}; got {self.target!r}.")
+        if self.internal_batch_size is not None and self.internal_batch_size < 1:
+            raise ConfigError(f"internal_batch_size must be at least 1, got {self.internal_batch_size}.")
+        if self.top_k < 1:
+            raise ConfigError(f"top_k must be at least 1, got {self.top_k}.")
+        # The method name is checked against the registry when explaining, so that backends
+        # registered after import are accepted too.

@@ -1,0 +1,41 @@
+"""Errors raised by mlflow-explain.
+
+Every error says what went wrong and what to do about it. Callers catch
+:class:`MlflowExplainError` to handle them all; the CLI turns them into a one-line
+message and a non-zero exit code instead of a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "ExplanationError",
+    "MlflowExplainError",
+    "ModelError",
+    "TrackingError",
+]
+
+
+class MlflowExplainError(Exception):
+    """Base class of every error raised on purpose by mlflow-explain."""
+
+
+class ConfigError(MlflowExplainError, ValueError):
+    """A setting is out of range or names an unknown choice."""
+
+
+class DataError(MlflowExplainError):
+    """A data set cannot be read or does not fit the task (missing column, one class, ...)."""
+
+
+class ModelError(MlflowExplainError):
+    """A model cannot be loaded, built or does not fit the data (label mismatch, ...)."""
+
+
+class ExplanationError(MlflowExplainError):
+    """Attributions cannot be computed for the given inputs."""
+
+
+class TrackingError(MlflowExplainError):
+    """The MLflow tracking store cannot be reached or refused a write."""

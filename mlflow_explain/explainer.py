@@ -1,0 +1,146 @@
+"""Explain a classifier's predictions for a list of examples: predict, attribute, assemble."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from mlflow_explain.attribution import EncodedText, RawAttribution, get_attribution_method
+from mlflow_explain.config import ExplainConfig
+from mlflow_explain.data import Example
+from mlflow_explain.errors import ExplanationError
+from mlflow_explain.explanation import Explanation, LabelAttribution, TokenScore, word_indices
+from mlflow_explain.modeling import encode_texts, max_input_length, predict_proba
+
+__all__ = ["explain_examples", "select_targets"]
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 8
+"""Sentences handed to the attribution backend at a time (the progress bar moves per chunk)."""
+
+
+def select_targets(target: str, probabilities: np.ndarray, true_id: int | None) -> list[int]:
+    """The label indices to attribute for one sentence.
+
+    Args:
+        target: ``"all"``, ``"predicted"``, ``"true"`` or ``"predicted+true"``.
+        probabilities: The sentence's label probabilities.
+        true_id: Index of the true label, or ``None`` when unknown (``"true"`` then falls back
+            to the predicted label).
+
+    Returns:
+        Label indices, predicted label first where it is included.
+    """
+    predicted = int(np.argmax(probabilities))
+    if target == "all":
+        return list(range(len(probabilities)))
+    if target == "predicted" or true_id is None:
+        return [predicted]
+    if target == "true":
+        return [true_id]
+    return [predicted] if true_id == predicted else [predicted, true_id]
+
+
+def explain_examples(
+    model,
+    tokenizer,
+    examples: Sequence[Example],
+    config: ExplainConfig,
+    max_length: int | None = None,
+    progress: bool = True,
+) -> list[Explanation]:
+    """Predict and attribute each example with the configured method.
+
+    The model is put in eval mode while explaining and restored to its previous mode after.
+
+    Args:
+        model: A ``...ForSequenceClassification`` model whose config names the labels.
+        tokenizer: Its tokenizer.
+        examples: Sentences with their true labels (labels unknown to the model are kept as
+            true labels and simply not attributable).
+        config: Method, targets, ``n_steps`` and batch settings.
+        max_length: Longest input in tokens; longer texts are truncated and flagged. Defaults
+            to the model's maximum.
+        progress: Show a progress bar. Defaults to True.
+
+    Returns:
+        One :class:`Explanation` per example, ``sentence_id`` being its position.
+
+    Raises:
+        ExplanationError: If the backend fails on the inputs.
+    """
+    from tqdm.auto import tqdm
+
+    method = get_attribution_method(config.method)
+    id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
+    label2id = {v: k for k, v in id2label.items()}
+    encoded = encode_texts(tokenizer, [e.text for e in examples], max_input_length(model, tokenizer, max_length))
+    for e in encoded:
+        if e.truncated:
+            logger.warning("Text truncated from %d to %d tokens: %.40s...", e.n_tokens, len(e.input_ids), e.text)
+    probabilities = predict_proba(model, tokenizer, encoded)
+    targets = [
+        select_targets(config.target, p, label2id.get(ex.label)) for p, ex in zip(probabilities, examples, strict=True)
+    ]
+    was_training = model.training
+    model.eval()
+    raw: list[RawAttribution] = []
+    try:
+        with tqdm(
+            total=len(encoded), desc=f"explaining ({config.method})", unit="sentence", disable=not progress
+        ) as bar:
+            for start in range(0, len(encoded), CHUNK):
+                chunk = slice(start, start + CHUNK)
+                raw.extend(method.attribute(model, tokenizer, encoded[chunk], targets[chunk], config))
+                bar.update(len(encoded[chunk]))
+    except (RuntimeError, ValueError, IndexError) as err:
+        raise ExplanationError(f"attribution with {config.method!r} failed: {err}") from err
+    finally:
+        model.train(was_training)
+    return [
+        _assemble(i, ex, enc, probs, tgt, r, id2label, config.method)
+        for i, (ex, enc, probs, tgt, r) in enumerate(zip(examples, encoded, probabilities, targets, raw, strict=True))
+    ]
+
+
+def _assemble(
+    sentence_id: int,
+    example: Example,
+    encoded: EncodedText,
+    probabilities: np.ndarray,
+    targets: Sequence[int],
+    raw: RawAttribution,
+    id2label: dict[int, str],
+    method: str,
+) -> Explanation:
+    words = word_indices(encoded.tokens, encoded.special)
+    predicted = int(np.argmax(probabilities))
+    attributions = []
+    for row, label_id in enumerate(targets):
+        tokens = tuple(
+            TokenScore(position=p, token=tok, score=float(raw.scores[row, p]), word_index=w, is_special=s)
+            for p, (tok, w, s) in enumerate(zip(encoded.tokens, words, encoded.special, strict=True))
+        )
+        delta = None if raw.deltas is None else float(raw.deltas[row])
+        attributions.append(
+            LabelAttribution(
+                label=id2label[label_id],
+                probability=float(probabilities[label_id]),
+                tokens=tokens,
+                convergence_delta=delta,
+            )
+        )
+    return Explanation(
+        sentence_id=sentence_id,
+        text=example.text,
+        true_label=example.label,
+        predicted_label=id2label[predicted],
+        predicted_probability=float(probabilities[predicted]),
+        attributions=tuple(attributions),
+        truncated=encoded.truncated,
+        n_tokens=encoded.n_tokens,
+        method=method,
+    )

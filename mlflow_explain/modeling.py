@@ -1,0 +1,347 @@
+"""Build, load, train, evaluate and run the classifier.
+
+The embedded default model (``tiny-bert-ja``) is a small BERT built from a ``BertConfig`` with a
+Japanese MeCab + WordPiece tokenizer whose vocabulary is learned from the training split. Any
+other name is a Hub id or a local folder of a sequence-classification model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mlflow_explain.attribution.base import EncodedText, output_activation
+from mlflow_explain.config import TrainConfig
+from mlflow_explain.data import TextDataset
+from mlflow_explain.errors import ModelError
+
+__all__ = [
+    "TrainResult",
+    "align_labels",
+    "build_embedded_model",
+    "encode_texts",
+    "evaluate",
+    "load_pretrained",
+    "max_input_length",
+    "predict_proba",
+    "train",
+]
+
+logger = logging.getLogger(__name__)
+
+TINY_BERT = {
+    "hidden_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 256,
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+}
+"""Shape of the embedded default model: about 0.9M parameters with a 4000-piece vocabulary."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What training produced.
+
+    Args:
+        metrics: Final evaluation metrics (``accuracy``, ``macro_f1``, ``loss``).
+        history: Trainer's log history (loss per logging step, evaluation per epoch).
+        train_seconds: Wall time of training.
+    """
+
+    metrics: dict[str, float]
+    history: list[dict]
+    train_seconds: float
+
+
+def build_embedded_model(dataset: TextDataset, config: TrainConfig, workdir: str | Path):
+    """Build the embedded tiny Japanese BERT and its tokenizer, untrained.
+
+    Args:
+        dataset: The data; its training texts give the vocabulary and its labels the classes.
+        config: Training settings (``max_length`` and ``seed`` are used).
+        workdir: Folder for the tokenizer's vocabulary file.
+
+    Returns:
+        ``(model, tokenizer)``.
+    """
+    from transformers import BertConfig, BertForSequenceClassification, set_seed
+
+    from mlflow_explain.tokenization import build_japanese_tokenizer
+
+    tokenizer = build_japanese_tokenizer([e.text for e in dataset.train], Path(workdir) / "tokenizer")
+    set_seed(config.seed)
+    bert_config = BertConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=max(config.max_length, 32),
+        num_labels=len(dataset.labels),
+        id2label=dict(enumerate(dataset.labels)),
+        label2id=dataset.label2id,
+        pad_token_id=tokenizer.pad_token_id,
+        **TINY_BERT,
+    )
+    tokenizer.model_max_length = bert_config.max_position_embeddings
+    return BertForSequenceClassification(bert_config), tokenizer
+
+
+def load_pretrained(model: str, labels: Sequence[str] | None = None):
+    """Load a tokenizer and sequence-classification model from a local folder or the Hub.
+
+    With ``labels``, the classification head gets one output per label and the label names go
+    into the config's ``id2label`` / ``label2id`` (a head of another size is re-initialised, as
+    for fine-tuning). Without, the model is loaded as saved.
+
+    Args:
+        model: A local folder or a Hugging Face Hub id.
+        labels: Label names for fine-tuning, or ``None`` to keep the saved head.
+
+    Returns:
+        ``(model, tokenizer)``.
+
+    Raises:
+        ModelError: If the model cannot be loaded.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    kwargs = {}
+    if labels is not None:
+        kwargs = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+            "ignore_mismatched_sizes": True,
+        }
+    where = "folder" if Path(model).expanduser().is_dir() else "Hub id"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(Path(model).expanduser()) if where == "folder" else model)
+        loaded = AutoModelForSequenceClassification.from_pretrained(
+            str(Path(model).expanduser()) if where == "folder" else model, **kwargs
+        )
+    except (OSError, ValueError, KeyError) as err:
+        hint = (
+            "Check that the folder holds config.json, the weights and the tokenizer files."
+            if where == "folder"
+            else "The Hub cannot be reached or has no such model: download it and pass its folder."
+        )
+        raise ModelError(f"cannot load model {model!r} ({where}): {err}. {hint}") from err
+    return loaded, tokenizer
+
+
+def align_labels(model, labels: Sequence[str]) -> None:
+    """Check that a loaded model can explain data with ``labels``, naming its classes if needed.
+
+    A model whose config has only generic names (``LABEL_0``, ...) and as many outputs as there
+    are labels gets the data's label names.
+
+    Args:
+        model: The loaded classifier; its config may be updated in place.
+        labels: The data set's label names, sorted.
+
+    Raises:
+        ModelError: If the model's outputs and the data's labels do not fit together.
+    """
+    n_out = int(model.config.num_labels)
+    names = [str(model.config.id2label.get(i, f"LABEL_{i}")) for i in range(n_out)] if model.config.id2label else []
+    generic = not names or all(name == f"LABEL_{i}" for i, name in enumerate(names))
+    if generic:
+        if n_out != len(labels):
+            raise ModelError(
+                f"the model has {n_out} outputs but the data has {len(labels)} labels "
+                f"({', '.join(labels)}); use data with the model's classes or fine-tune with `main`."
+            )
+        logger.warning("The model's config names no labels; using the data's: %s", ", ".join(labels))
+        model.config.id2label = dict(enumerate(labels))
+        model.config.label2id = {label: i for i, label in enumerate(labels)}
+        return
+    unknown = sorted(set(labels) - set(names))
+    if unknown:
+        raise ModelError(
+            f"the data has labels the model does not know: {', '.join(map(repr, unknown))}; "
+            f"the model's labels are {', '.join(map(repr, names))}."
+        )
+
+
+def max_input_length(model, tokenizer, limit: int | None = None) -> int:
+    """The longest input, in tokens, that the model and tokenizer accept.
+
+    Args:
+        model: The classifier.
+        tokenizer: Its tokenizer.
+        limit: An extra upper bound (such as ``TrainConfig.max_length``).
+
+    Returns:
+        The smallest of the model's position embeddings, the tokenizer's maximum and ``limit``.
+    """
+    bounds = [getattr(model.config, "max_position_embeddings", None), limit]
+    tokenizer_max = getattr(tokenizer, "model_max_length", None)
+    if tokenizer_max and tokenizer_max < 1_000_000:
+        bounds.append(tokenizer_max)
+    return int(min(b for b in bounds if b)) if any(bounds) else 512
+
+
+def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[EncodedText]:
+    """Tokenize texts, truncating each to ``max_length`` tokens (special tokens included).
+
+    Args:
+        tokenizer: The model's tokenizer.
+        texts: Texts to encode.
+        max_length: Longest encoding kept.
+
+    Returns:
+        One :class:`EncodedText` per text, flagged when it was truncated.
+    """
+    special_ids = set(tokenizer.all_special_ids)
+    encoded = []
+    for text in texts:
+        full = tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        ids = tokenizer(text, add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
+        encoded.append(
+            EncodedText(
+                text=text,
+                input_ids=tuple(ids),
+                tokens=tuple(tokenizer.convert_ids_to_tokens(ids)),
+                special=tuple(i in special_ids for i in ids),
+                truncated=len(full) > len(ids),
+                n_tokens=len(full),
+            )
+        )
+    return encoded
+
+
+@torch.no_grad()
+def predict_proba(model, tokenizer, encoded: Sequence[EncodedText], batch_size: int = 32) -> np.ndarray:
+    """Label probabilities for encoded texts (softmax, or sigmoid for multi-label models).
+
+    Args:
+        model: The classifier.
+        tokenizer: Its tokenizer (for the pad id).
+        encoded: Encoded texts.
+        batch_size: Texts per forward pass. Defaults to 32.
+
+    Returns:
+        Array of shape ``(len(encoded), num_labels)``.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    sigmoid = output_activation(model) == "sigmoid"
+    out = []
+    try:
+        for start in range(0, len(encoded), batch_size):
+            batch = encoded[start : start + batch_size]
+            width = max(len(e.input_ids) for e in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, e in enumerate(batch):
+                ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
+                mask[row, : len(e.input_ids)] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+            out.append((torch.sigmoid(logits) if sigmoid else torch.softmax(logits, dim=-1)).cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, model.config.num_labels))
+
+
+def evaluate(model, tokenizer, dataset: TextDataset, max_length: int) -> dict[str, float]:
+    """Accuracy and macro-F1 of the model on the evaluation split.
+
+    Args:
+        model: The classifier, with the data's labels in its config.
+        tokenizer: Its tokenizer.
+        dataset: The data set.
+        max_length: Longest input in tokens.
+
+    Returns:
+        ``{"accuracy": ..., "macro_f1": ...}``.
+    """
+    from sklearn.metrics import accuracy_score, f1_score
+
+    probs = predict_proba(model, tokenizer, encode_texts(tokenizer, [e.text for e in dataset.eval], max_length))
+    id2label = model.config.id2label
+    predicted = [id2label[int(i)] for i in probs.argmax(axis=1)]
+    truth = [e.label for e in dataset.eval]
+    return {
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "macro_f1": float(f1_score(truth, predicted, average="macro", labels=list(dataset.labels), zero_division=0)),
+    }
+
+
+class _EncodedDataset(torch.utils.data.Dataset):
+    def __init__(self, tokenizer, examples, label2id: dict[str, int], max_length: int):
+        texts = [e.text for e in examples]
+        self.encodings = tokenizer(texts, truncation=True, max_length=max_length)
+        self.labels = [label2id[e.label] for e in examples]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        item = {k: v[i] for k, v in self.encodings.items()}
+        item["labels"] = self.labels[i]
+        return item
+
+
+def train(
+    model,
+    tokenizer,
+    dataset: TextDataset,
+    config: TrainConfig,
+    output_dir: str | Path,
+    callbacks: Sequence = (),
+    report_to: str = "none",
+) -> TrainResult:
+    """Fine-tune (or train from scratch) with ``transformers.Trainer``, evaluating every epoch.
+
+    Args:
+        model: The classifier, with the data's labels in its config.
+        tokenizer: Its tokenizer.
+        dataset: Training and evaluation data.
+        config: Epochs, batch size, learning rate, seed.
+        output_dir: Trainer's working folder (no checkpoints are saved there).
+        callbacks: Extra ``TrainerCallback`` objects, e.g. :class:`mlflow_explain.ExplainCallback`.
+        report_to: Trainer's ``report_to``. Defaults to ``"none"``.
+
+    Returns:
+        The final evaluation metrics, the log history and the training time.
+    """
+    import time
+
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
+    max_length = max_input_length(model, tokenizer, config.max_length)
+    args = TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=config.resolved_epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=64,
+        learning_rate=config.resolved_learning_rate,
+        warmup_steps=0.1,
+        weight_decay=0.01,
+        eval_strategy="epoch",
+        save_strategy="no",
+        logging_strategy="epoch",
+        report_to=report_to,
+        seed=config.seed,
+        data_seed=config.seed,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=_EncodedDataset(tokenizer, dataset.train, label2id, max_length),
+        eval_dataset=_EncodedDataset(tokenizer, dataset.eval, label2id, max_length),
+        data_collator=DataCollatorWithPadding(tokenizer),
+        callbacks=list(callbacks),
+    )
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    metrics = evaluate(model, tokenizer, dataset, max_length)
+    return TrainResult(metrics=metrics, history=list(trainer.state.log_history), train_seconds=seconds)

@@ -1,0 +1,19 @@
+"""Pure renderers: explanations to a DataFrame, an HTML page or a matplotlib figure.
+
+Nothing here touches the disk or MLflow; :mod:`mlflow_explain.tracking` logs what these return.
+"""
+
+from __future__ import annotations
+
+from mlflow_explain.render.html import render_html, score_to_color
+from mlflow_explain.render.plot import token_importance_figure, top_tokens_figure
+from mlflow_explain.render.table import attribution_table, sentence_table
+
+__all__ = [
+    "attribution_table",
+    "render_html",
+    "score_to_color",
+    "sentence_table",
+    "token_importance_figure",
+    "top_tokens_figure",
+]

@@ -1,0 +1,178 @@
+"""Explanations as matplotlib figures, with Japanese text rendered by matplotlib-fontja's font.
+
+The functions return figures and keep no reference to them: the caller saves and closes them
+(``plt.close(fig)``). Nothing here calls ``plt.show()``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from mlflow_explain.errors import ConfigError
+from mlflow_explain.explanation import Explanation
+from mlflow_explain.render._common import Unit, check_level, units
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["MAX_BARS", "token_importance_figure", "top_tokens_figure"]
+
+MAX_BARS = 60
+"""Most bars :func:`token_importance_figure` draws; longer sentences keep their largest ``|score|``."""
+
+POSITIVE_COLOR = "#2e9d4f"
+NEGATIVE_COLOR = "#d64541"
+_FONT_FAMILY = ["IPAexGothic", "DejaVu Sans"]  # matplotlib-fontja's font, DejaVu for glyphs it lacks
+_PANEL_COLUMNS = 3
+
+
+def _pyplot() -> ModuleType:
+    """Import pyplot with matplotlib-fontja's Japanese font registered.
+
+    Selects the non-interactive Agg backend unless pyplot is already in use or ``MPLBACKEND`` says
+    otherwise (Jupyter sets it), so that rendering works on headless training machines.
+    """
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules and "MPLBACKEND" not in os.environ:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib_fontja  # noqa: F401  (registers IPAexGothic with matplotlib's font manager)
+
+    return plt
+
+
+def token_importance_figure(explanation: Explanation, label: str | None = None, *, level: str = "token") -> Figure:
+    """Draw the scores of one sentence towards one label as horizontal bars, in sentence order.
+
+    Positive scores are green, negative ones red; special tokens are left out. A sentence with
+    more than :data:`MAX_BARS` tokens keeps the ``MAX_BARS`` with the largest ``|score|`` (still in
+    sentence order), and the title says so.
+
+    Args:
+        explanation: The sentence's explanation.
+        label: The attributed label to draw, or ``None`` for ``explanation.primary`` (the predicted
+            label when it was attributed). Defaults to ``None``.
+        level: ``"token"`` for WordPiece tokens or ``"word"`` for merged words. Defaults to ``"token"``.
+
+    Returns:
+        A new figure; the caller closes it.
+
+    Raises:
+        ConfigError: If ``level`` is not ``"token"`` or ``"word"`` (a ``ValueError``).
+        KeyError: If ``label`` was not attributed for this sentence.
+
+    Example:
+        >>> fig = token_importance_figure(explanation, level="word")  # doctest: +SKIP
+        >>> fig.savefig("sentence.png"); plt.close(fig)  # doctest: +SKIP
+    """
+    check_level(level)
+    attribution = explanation.primary if label is None else explanation.for_label(label)
+    shown = [u for u in units(attribution, level) if not u.is_special]
+    n_total = len(shown)
+    if n_total > MAX_BARS:
+        keep = sorted(sorted(range(n_total), key=lambda i: -abs(shown[i].score))[:MAX_BARS])
+        shown = [shown[i] for i in keep]
+
+    truth = explanation.true_label if explanation.true_label is not None else "?"
+    title = (
+        f"Sentence {explanation.sentence_id}: true {truth} / predicted {explanation.predicted_label} "
+        f"({explanation.predicted_probability:.2f})\nattribution towards {attribution.label}"
+    )
+    if n_total > MAX_BARS:
+        title += f" (showing {MAX_BARS} of {n_total} {level}s with the largest |score|)"
+
+    plt = _pyplot()
+    with plt.rc_context({"font.family": _FONT_FAMILY}):
+        fig = plt.figure(figsize=(7.0, max(2.5, 0.3 * len(shown) + 1.4)), layout="constrained")
+        ax = fig.subplots()
+        _bars(ax, shown)
+        ax.set_xlabel("attribution score")
+        ax.set_title(title, fontsize=10, parse_math=False)
+    return fig
+
+
+def top_tokens_figure(explanations: Sequence[Explanation], *, top_k: int = 10, level: str = "word") -> Figure:
+    """Draw, for each predicted class, the words with the highest mean attribution.
+
+    Sentences are grouped by the label of their primary attribution (the predicted label when it
+    was attributed); one panel per class, in label order. A word's score in a sentence is the sum
+    of its occurrences there; its mean is taken over the class's sentences that contain it.
+
+    Args:
+        explanations: Explanations to aggregate; sentences without attributions are skipped.
+        top_k: Words (or tokens) per panel. Defaults to 10.
+        level: ``"word"`` for merged words or ``"token"`` for WordPiece tokens; special tokens are
+            left out either way. Defaults to ``"word"``.
+
+    Returns:
+        A new figure with one visible axes per class; the caller closes it.
+
+    Raises:
+        ConfigError: If ``level`` is not ``"token"`` or ``"word"`` or ``top_k`` is below 1 (a
+            ``ValueError``).
+
+    Example:
+        >>> fig = top_tokens_figure(explanations, top_k=5)  # doctest: +SKIP
+        >>> fig.savefig("top_words.png"); plt.close(fig)  # doctest: +SKIP
+    """
+    check_level(level)
+    if top_k < 1:
+        raise ConfigError(f"top_k must be at least 1; got {top_k}")
+    # class -> word -> one summed score per sentence that contains the word
+    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    n_sentences: dict[str, int] = defaultdict(int)
+    for explanation in explanations:
+        if not explanation.attributions:
+            continue
+        attribution = explanation.primary
+        n_sentences[attribution.label] += 1
+        in_sentence: dict[str, float] = defaultdict(float)
+        for unit in units(attribution, level):
+            if not unit.is_special:
+                in_sentence[unit.text] += unit.score
+        for text, score in in_sentence.items():
+            scores[attribution.label][text].append(score)
+
+    classes = sorted(n_sentences)
+    n_cols = min(_PANEL_COLUMNS, max(len(classes), 1))
+    n_rows = max(math.ceil(len(classes) / n_cols), 1)
+    plt = _pyplot()
+    with plt.rc_context({"font.family": _FONT_FAMILY}):
+        fig = plt.figure(figsize=(4.6 * n_cols, max(2.5, 0.32 * top_k + 1.3) * n_rows), layout="constrained")
+        axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+        for ax, name in zip(axes, classes, strict=False):
+            means = {text: sum(v) / len(v) for text, v in scores[name].items()}
+            best = sorted(means.items(), key=lambda item: (-item[1], item[0]))[:top_k]
+            counts = {text: len(scores[name][text]) for text, _ in best}
+            _bars(ax, [Unit(f"{text} (n={counts[text]})", mean, False) for text, mean in best])
+            ax.set_title(f"{name} ({n_sentences[name]} sentences)", fontsize=10, parse_math=False)
+        for ax in axes[len(classes) :]:
+            ax.set_visible(False)
+        if not classes:
+            fig.text(0.5, 0.5, "no explanations to aggregate", ha="center", va="center")
+        fig.suptitle(f"Top {top_k} {level}s by mean attribution, per predicted class", parse_math=False)
+    return fig
+
+
+def _bars(ax: Axes, shown: Sequence[Unit]) -> None:
+    """Horizontal bars, first unit at the top, coloured by sign."""
+    positions = range(len(shown))
+    ax.barh(
+        positions,
+        [u.score for u in shown],
+        color=[POSITIVE_COLOR if u.score >= 0 else NEGATIVE_COLOR for u in shown],
+    )
+    ax.set_yticks(positions, [u.text for u in shown], parse_math=False)
+    ax.invert_yaxis()
+    ax.axvline(0.0, color="#57606a", linewidth=0.8)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)

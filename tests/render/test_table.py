@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from mlflow_explain.explanation import TABLE_COLUMNS
+from mlflow_explain.render.table import SENTENCE_COLUMNS, attribution_table, sentence_table
+
+EXPECTED_DTYPES = {
+    "sentence_id": "int64",
+    "predicted_probability": "float64",
+    "position": "int64",
+    "attribution": "float64",
+    "word_index": "int64",
+    "is_special": "bool",
+    "convergence_delta": "float64",
+    "truncated": "bool",
+}
+
+
+def test_columns_in_order_and_one_row_per_sentence_label_token(explanations):
+    table = attribution_table(explanations)
+
+    assert tuple(table.columns) == TABLE_COLUMNS
+    expected_rows = sum(len(a.tokens) for e in explanations for a in e.attributions)
+    assert len(table) == expected_rows == 10 * 2 + 9 * 2 + 9 * 2 + 7
+    counts = table.groupby(["sentence_id", "attributed_label"]).size()
+    assert counts[(0, "dokujo-tsushin")] == 10
+    assert counts[(3, "dokujo-tsushin")] == 7
+
+
+def test_dtypes_are_stable_with_and_without_rows(explanations):
+    full, empty = attribution_table(explanations), attribution_table([])
+
+    for column, dtype in EXPECTED_DTYPES.items():
+        assert str(full[column].dtype) == dtype, column
+        assert str(empty[column].dtype) == dtype, column
+    assert full["token"].dtype == object
+    assert empty.empty
+    assert tuple(empty.columns) == TABLE_COLUMNS
+
+
+def test_values_round_trip(explanations):
+    table = attribution_table(explanations)
+
+    for explanation in explanations:
+        for attribution in explanation.attributions:
+            rows = table[
+                (table["sentence_id"] == explanation.sentence_id) & (table["attributed_label"] == attribution.label)
+            ].sort_values("position")
+            assert rows["token"].tolist() == [t.token for t in attribution.tokens]
+            assert rows["attribution"].tolist() == [t.score for t in attribution.tokens]
+            assert rows["is_special"].tolist() == [t.is_special for t in attribution.tokens]
+            assert set(rows["text"]) == {explanation.text}
+            assert set(rows["truncated"]) == {explanation.truncated}
+            assert set(rows["predicted_probability"]) == {explanation.predicted_probability}
+
+
+def test_missing_values_stay_missing(explanations):
+    table = attribution_table(explanations)
+
+    unknown = table[table["sentence_id"] == 3]
+    assert unknown["true_label"].tolist() == [None] * len(unknown)
+    assert all(math.isnan(d) for d in table["convergence_delta"])
+
+
+def test_word_column_merges_wordpieces(explanations):
+    table = attribution_table(explanations)
+
+    first = table[(table["sentence_id"] == 0) & (table["attributed_label"] == "dokujo-tsushin")]
+    by_token = dict(zip(first["token"], first["word"], strict=True))
+    assert by_token["プロ"] == by_token["##ポーズ"] == "プロポーズ"
+    assert by_token["待た"] == "待た"
+    assert by_token["[CLS]"] == "[CLS]"
+    assert first.loc[first["token"] == "##ポーズ", "word_index"].item() == 1
+
+
+def test_sentence_table(explanations):
+    table = sentence_table(explanations)
+
+    assert tuple(table.columns) == SENTENCE_COLUMNS
+    assert table["sentence_id"].tolist() == [0, 1, 2, 3]
+    assert table["correct"].tolist() == [True, True, False, None]
+    assert table["truncated"].tolist() == [False, False, False, True]
+    assert table["n_tokens"].tolist() == [10, 9, 9, 600]
+    assert str(table["n_tokens"].dtype) == "int64"
+    assert set(table["method"]) == {"integrated_gradients"}
+    # primary = predicted label's attribution; pieces merged, best first, specials never included
+    assert table["top_tokens"].tolist() == [
+        "プロポーズ 女 待た",
+        "ワールドカップ 勝利 代表",
+        "alert < quotes",  # tie between < and quotes: sentence order
+        "長い 本文 です",
+    ]
+
+
+def test_sentence_table_empty():
+    table = sentence_table([])
+
+    assert table.empty
+    assert tuple(table.columns) == SENTENCE_COLUMNS
+    assert isinstance(table, pd.DataFrame)
