@@ -329,6 +329,7 @@ def train(
         save_strategy="no",
         logging_strategy="epoch",
         report_to=report_to,
+        dataloader_pin_memory=torch.cuda.is_available(),
         seed=config.seed,
         data_seed=config.seed,
     )

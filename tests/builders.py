@@ -1,0 +1,101 @@
+"""Small models and data files that tests build themselves (nothing comes from the Hub)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+KEYWORDS = {
+    "cooking": ["recipe", "oven", "bake", "soup", "garlic"],
+    "football": ["goal", "striker", "league", "match", "coach"],
+    "space": ["rocket", "orbit", "planet", "nasa", "launch"],
+}
+FILLER = ["the", "a", "new", "today", "report", "says", "big", "week", "with", "after"]
+
+
+def english_rows(per_label: int = 12) -> list[dict]:
+    """Short English sentences whose label is decided by a keyword, deterministic."""
+    rows = []
+    for label, words in KEYWORDS.items():
+        for i in range(per_label):
+            key = words[i % len(words)]
+            filler = [FILLER[(i + j) % len(FILLER)] for j in range(3)]
+            rows.append({"text": f"{filler[0]} {key} {filler[1]} {filler[2]}", "label": label})
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict], columns: tuple[str, str] = ("text", "label")) -> Path:
+    """Write rows as CSV with the given text and label column names."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([row["text"], row["label"]])
+    return path
+
+
+def english_vocab() -> list[str]:
+    """A WordPiece vocabulary covering the English test sentences."""
+    words = sorted({w for ws in KEYWORDS.values() for w in ws} | set(FILLER))
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "##s", "##ing"]
+
+
+def save_tiny_english_model(
+    folder: Path,
+    labels: list[str] | None = None,
+    *,
+    id2label: bool = True,
+    problem_type: str | None = None,
+    seed: int = 0,
+) -> Path:
+    """Save a tiny untrained BERT with a fast tokenizer to ``folder``.
+
+    Args:
+        folder: Destination.
+        labels: Class names; defaults to the keyword labels.
+        id2label: Write the names into the config (False leaves LABEL_0, ...).
+        problem_type: E.g. ``"multi_label_classification"``.
+        seed: Weight initialisation seed.
+    """
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    labels = labels or sorted(KEYWORDS)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab_file = folder / "vocab.txt"
+    vocab_file.write_text("\n".join(english_vocab()) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab=str(vocab_file), model_max_length=32)
+    kwargs = {"id2label": dict(enumerate(labels)), "label2id": {x: i for i, x in enumerate(labels)}} if id2label else {}
+    config = BertConfig(
+        vocab_size=len(english_vocab()),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=len(labels),
+        problem_type=problem_type,
+        **kwargs,
+    )
+    torch.manual_seed(seed)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def write_livedoor(root: Path, articles: dict[str, list[tuple[str, str]]]) -> Path:
+    """Write a livedoor-corpus-layout folder: text/<category>/<category>-<id>.txt plus the extra files."""
+    text = root / "text"
+    text.mkdir(parents=True)
+    for name in ("LICENSE.txt", "README.txt", "CHANGES.txt"):
+        (text / name).write_text("not an article\n", encoding="utf-8")
+    for category, items in articles.items():
+        folder = text / category
+        folder.mkdir()
+        (folder / "LICENSE.txt").write_text("license\n", encoding="utf-8")
+        for i, (title, body) in enumerate(items):
+            (folder / f"{category}-{1000 + i}.txt").write_text(
+                f"http://news.example/article/{category}/{i}/\n2012-01-0{1 + i % 9}T10:00:00+0900\n{title}\n{body}\n",
+                encoding="utf-8",
+            )
+    return root

@@ -1,0 +1,95 @@
+"""Model loading, label alignment, encoding and prediction on tiny local models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from builders import KEYWORDS, save_tiny_english_model
+
+from mlflow_explain.errors import ModelError
+from mlflow_explain.modeling import align_labels, encode_texts, load_pretrained, max_input_length, predict_proba
+
+LABELS = sorted(KEYWORDS)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_english_model(tmp_path_factory.mktemp("model") / "tiny")
+
+
+def test_load_pretrained_from_folder_keeps_saved_labels(model_dir):
+    model, tokenizer = load_pretrained(str(model_dir))
+    assert model.config.id2label == dict(enumerate(LABELS))
+    assert tokenizer.is_fast
+    assert tokenizer.tokenize("rocket launch") == ["rocket", "launch"]
+
+
+def test_load_pretrained_with_new_labels_resizes_head(model_dir):
+    model, _ = load_pretrained(str(model_dir), ["a", "b", "c", "d"])
+    assert model.config.num_labels == 4
+    assert model.config.id2label[3] == "d"
+    assert model.classifier.out_features == 4
+
+
+def test_missing_folder_and_unknown_hub_id_give_model_errors(tmp_path):
+    with pytest.raises(ModelError, match="folder"):
+        load_pretrained(str(tmp_path))  # exists but holds no model
+    with pytest.raises(ModelError, match="Hub"):
+        load_pretrained("no-such-org/no-such-model-for-tests")
+
+
+def test_align_labels_names_generic_classes(tmp_path):
+    model, _ = load_pretrained(str(save_tiny_english_model(tmp_path / "m", id2label=False)))
+    assert model.config.id2label[0] == "LABEL_0"
+    align_labels(model, LABELS)
+    assert [model.config.id2label[i] for i in range(3)] == LABELS
+    assert model.config.label2id["space"] == 2
+
+
+def test_align_labels_rejects_mismatched_models(tmp_path, model_dir):
+    generic, _ = load_pretrained(str(save_tiny_english_model(tmp_path / "m", id2label=False)))
+    with pytest.raises(ModelError, match="3 outputs but the data has 2 labels"):
+        align_labels(generic, ["x", "y"])
+    named, _ = load_pretrained(str(model_dir))
+    with pytest.raises(ModelError, match="does not know: 'politics'"):
+        align_labels(named, ["cooking", "politics"])
+    align_labels(named, ["cooking", "space"])  # a subset of the model's labels is fine
+
+
+def test_encode_texts_truncates_and_flags(model_dir):
+    model, tokenizer = load_pretrained(str(model_dir))
+    limit = max_input_length(model, tokenizer, 10)
+    assert limit == 10
+    short, long = encode_texts(tokenizer, ["rocket launch", " ".join(["orbit"] * 50)], limit)
+    assert not short.truncated and short.tokens == ("[CLS]", "rocket", "launch", "[SEP]")
+    assert short.special == (True, False, False, True)
+    assert long.truncated and len(long.input_ids) == 10 and long.n_tokens == 52
+    assert long.tokens[-1] == "[SEP]"
+
+
+def test_predict_proba_softmax_and_sigmoid(tmp_path, model_dir):
+    model, tokenizer = load_pretrained(str(model_dir))
+    encoded = encode_texts(tokenizer, ["rocket launch", "the oven", "goal"], 32)
+    probs = predict_proba(model, tokenizer, encoded, batch_size=2)
+    assert probs.shape == (3, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    # Padding in a batch must not change a sentence's prediction.
+    alone = predict_proba(model, tokenizer, encoded[:1])
+    np.testing.assert_allclose(alone[0], probs[0], atol=1e-5)
+
+    multi, tok = load_pretrained(
+        str(save_tiny_english_model(tmp_path / "ml", problem_type="multi_label_classification"))
+    )
+    encoded = encode_texts(tok, ["rocket launch"], 32)
+    probs = predict_proba(multi, tok, encoded)
+    with torch.no_grad():
+        logits = multi(input_ids=torch.tensor([encoded[0].input_ids])).logits
+    np.testing.assert_allclose(probs[0], torch.sigmoid(logits)[0].numpy(), atol=1e-6)
+
+
+def test_predict_proba_restores_training_mode(model_dir):
+    model, tokenizer = load_pretrained(str(model_dir))
+    model.train()
+    predict_proba(model, tokenizer, encode_texts(tokenizer, ["goal"], 32))
+    assert model.training

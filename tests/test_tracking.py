@@ -1,0 +1,111 @@
+"""Logging explanations to a real sqlite tracking store."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from mlflow_explain import artifacts
+from mlflow_explain.errors import TrackingError
+from mlflow_explain.explanation import TABLE_COLUMNS, Explanation, LabelAttribution, TokenScore
+from mlflow_explain.tracking import log_explanations, write_explanations
+
+
+def _explanation(sentence_id: int, text: str, scale: float = 1.0) -> Explanation:
+    pieces = ["[CLS]", "サッカー", "日本", "代表", "[SEP]"]
+    tokens = tuple(
+        TokenScore(p, tok, 0.0 if p in (0, 4) else scale * (p - 2) / 3, -1 if p in (0, 4) else p - 1, p in (0, 4))
+        for p, tok in enumerate(pieces)
+    )
+    attributions = (
+        LabelAttribution("sports-watch", 0.8, tokens, convergence_delta=0.01 * scale),
+        LabelAttribution("topic-news", 0.2, tokens, convergence_delta=-0.03),
+    )
+    return Explanation(sentence_id, text, "sports-watch", "sports-watch", 0.8, attributions, n_tokens=5)
+
+
+def _artifact_paths(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
+    out = set()
+    for info in client.list_artifacts(run_id, path):
+        out |= _artifact_paths(client, run_id, info.path) if info.is_dir else {info.path}
+    return out
+
+
+def test_log_explanations_writes_every_artifact_and_metric(tracking):
+    explanations = [_explanation(0, "サッカー日本代表"), _explanation(1, "<script>alert(1)</script>")]
+    with mlflow.start_run() as run:
+        metrics = log_explanations(explanations, step=3, extra_metrics={"explain_seconds": 1.5})
+    client = MlflowClient()
+    paths = _artifact_paths(client, run.info.run_id)
+    expected = {
+        f"{artifacts.ARTIFACT_DIR}/{name}"
+        for name in (
+            artifacts.TABLE_FILE,
+            artifacts.TABLE_CSV,
+            artifacts.SENTENCES_FILE,
+            artifacts.HTML_FILE,
+            artifacts.WORDS_HTML_FILE,
+            f"{artifacts.PLOTS_DIR}/sentence_000.png",
+            f"{artifacts.PLOTS_DIR}/sentence_001.png",
+            f"{artifacts.PLOTS_DIR}/{artifacts.SUMMARY_PLOT}",
+        )
+    }
+    assert expected <= paths
+    assert not any(p.endswith(".tmp") for p in paths)
+    data = client.get_run(run.info.run_id).data
+    assert data.metrics["explain_seconds"] == 1.5
+    assert data.metrics["sample_accuracy"] == 1.0
+    assert data.metrics["convergence_delta_max"] == pytest.approx(0.03)
+    assert metrics["convergence_delta_median"] == pytest.approx(0.02)
+    history = client.get_metric_history(run.info.run_id, "sample_accuracy")
+    assert [m.step for m in history] == [3]
+
+    html = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{artifacts.ARTIFACT_DIR}/{artifacts.HTML_FILE}")
+    assert '<meta charset="utf-8">' in html
+    assert "サッカー" in html and "<script>alert" not in html and "&lt;script&gt;" in html
+
+    # The sentence and summary plots are also logged as image series for the UI's comparison view.
+    image_files = {p for p in paths if p.startswith("images/")}
+    assert any("sentence_000" in p and "step+3" in p for p in image_files)
+    assert any("top_tokens" in p for p in image_files)
+
+
+def test_load_table_joins_runs(tracking):
+    run_ids = []
+    for scale in (1.0, 2.0):
+        with mlflow.start_run() as run:
+            log_explanations([_explanation(0, "サッカー日本代表", scale)])
+        run_ids.append(run.info.run_id)
+    table = mlflow.load_table(
+        f"{artifacts.ARTIFACT_DIR}/{artifacts.TABLE_FILE}", run_ids=run_ids, extra_columns=["run_id"]
+    )
+    assert set(TABLE_COLUMNS) <= set(table.columns)
+    assert len(table) == 2 * 2 * 5  # runs x labels x tokens
+    by_run = table[table.token == "代表"].groupby("run_id").attribution.max()
+    assert by_run[run_ids[1]] == pytest.approx(2 * by_run[run_ids[0]])
+
+
+def test_write_explanations_is_pure_local(tmp_path):
+    written = write_explanations([_explanation(0, "サッカー日本代表")], tmp_path / "out")
+    table = json.loads((tmp_path / "out" / artifacts.TABLE_FILE).read_text("utf-8"))
+    assert table["columns"] == list(TABLE_COLUMNS)
+    assert len(table["data"]) == 10
+    assert all(path.exists() for path in written.values())
+
+
+def test_failed_upload_keeps_explanations_locally(tracking, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the artifact folder should be")
+    experiment = mlflow.create_experiment("broken", artifact_location=(blocker / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment), pytest.raises(TrackingError) as raised:
+        log_explanations([_explanation(0, "サッカー日本代表")])
+    message = str(raised.value)
+    assert "The explanations are kept in " in message
+    kept = message.rsplit("kept in ", 1)[1].rstrip(".")
+    from pathlib import Path
+
+    assert (Path(kept) / artifacts.HTML_FILE).is_file()
+    assert (Path(kept) / artifacts.TABLE_FILE).is_file()
