@@ -25,3 +25,16 @@ SAMPLE_HASH_TAG = "mlflow_explain.sample_hash"
 METHOD_TAG = "mlflow_explain.method"
 IMAGE_KEY_SENTENCE = "explanations/sentence_{sentence_id:03d}"
 IMAGE_KEY_SUMMARY = "explanations/top_tokens"
+
+TRAINING_DIR = f"{ARTIFACT_DIR}/training"
+"""Folder of the Trainer callback's artifacts; its ``attributions.json`` has ``step`` and ``epoch``
+columns on top of the usual ones and grows with every evaluation."""
+
+STEP_COLUMNS = ("step", "epoch")
+IMAGE_KEY_TRAINING_SENTENCE = "explanations/training/sentence_{sentence_id:03d}"
+
+COMPARISON_DIR = "comparison"
+"""Folder of a comparison run's artifacts."""
+
+COMPARED_RUNS_TAG = "mlflow_explain.compared_runs"
+"""Tag of a comparison run: the compared run IDs, comma-separated."""
