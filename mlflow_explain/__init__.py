@@ -32,6 +32,7 @@ __all__ = [
     "DataConfig",
     "DataError",
     "Example",
+    "ExplainCallback",
     "ExplainConfig",
     "Explanation",
     "ExplanationError",
@@ -51,3 +52,12 @@ __all__ = [
     "sample_examples",
     "sample_hash",
 ]
+
+
+def __getattr__(name: str):
+    # The Trainer callback pulls in transformers' training stack: import it on first use.
+    if name == "ExplainCallback":
+        from mlflow_explain.callback import ExplainCallback
+
+        return ExplainCallback
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

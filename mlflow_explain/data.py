@@ -14,8 +14,10 @@ other problem raises :class:`~mlflow_explain.errors.DataError` naming the source
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -31,6 +33,8 @@ __all__ = ["Example", "TextDataset", "load_dataset", "stratified_split"]
 logger = logging.getLogger(__name__)
 
 TABULAR_SUFFIXES = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".json": None}
+FILE_SUFFIXES = {*TABULAR_SUFFIXES, ".txt", ".parquet", ".arrow", ".xlsx", ".xls"}
+"""Suffixes that mark a ``data`` value as a (missing) file rather than a Hub name."""
 TRAIN_SPLITS = ("train",)
 EVAL_SPLITS = ("eval", "evaluation", "validation", "valid", "dev", "test")
 LIVEDOOR_SKIPPED = {"LICENSE.txt", "README.txt", "CHANGES.txt"}
@@ -75,6 +79,11 @@ class TextDataset:
 def load_dataset(config: DataConfig) -> TextDataset:
     """Load and validate the data set that ``config`` describes.
 
+    The evaluation split is, in this order of precedence: the file ``config.eval_data`` (and then
+    every example of ``config.data`` is used for training), the ``split`` column or the data set
+    split of ``config.data``, or a share ``config.eval_fraction`` of each label drawn with
+    ``config.seed`` (see :func:`stratified_split`).
+
     Args:
         config: Where the data is and how to read it.
 
@@ -90,25 +99,18 @@ def load_dataset(config: DataConfig) -> TextDataset:
         9
     """
     source = str(config.data)
-    if source == EMBEDDED_DATA:
-        train, evaluation = _split_by_column(_read_embedded(), source)
-    else:
-        path = Path(source).expanduser()
-        if path.is_file():
-            train, evaluation = _from_records(_read_table(path, config), config, source)
-        elif path.is_dir():
-            train, evaluation = _read_folder(path, config)
-        elif _looks_like_path(source):
-            raise DataError(f"{source}: no such file or folder. Check the path given as `data`.")
-        else:
-            train, evaluation = _read_hub(source, config)
+    cleaned = _clean(_read_source(source, config), source)
     if config.eval_data:
         eval_path = Path(config.eval_data).expanduser()
         if not eval_path.is_file():
             raise DataError(f"{config.eval_data}: no such file. Check the path given as `eval_data`.")
-        train = train + evaluation
-        evaluation = _clean(_read_table(eval_path, config), config.eval_data)
-        evaluation = [e for e in evaluation if e is not None]
+        train = [example for _, example, _ in cleaned]
+        evaluation = [example for _, example, _ in _clean(_read_table(eval_path, config), config.eval_data)]
+        return _validate(train, evaluation, source, eval_source=config.eval_data)
+    if any(_has_split(split) for _, _, split in cleaned):
+        train, evaluation = _split_by_column(cleaned, source)
+    else:
+        train, evaluation = stratified_split([example for _, example, _ in cleaned], config.eval_fraction, config.seed)
     return _validate(train, evaluation, source)
 
 
@@ -127,6 +129,12 @@ def stratified_split(
 
     Returns:
         The training and evaluation examples, each in the input's order.
+
+    Example:
+        >>> xs = [Example(str(i), "ab"[i % 2]) for i in range(10)]
+        >>> train, evaluation = stratified_split(xs, eval_fraction=0.2, seed=0)
+        >>> len(train), sorted(e.label for e in evaluation)
+        (8, ['a', 'b'])
     """
     by_label: dict[str, list[int]] = defaultdict(list)
     for i, example in enumerate(examples):
@@ -143,7 +151,20 @@ def stratified_split(
     return train, evaluation
 
 
-# --- sources -------------------------------------------------------------------------------------
+# --- sources: each returns rows {"text", "label", "split"} ------------------------------------
+
+
+def _read_source(source: str, config: DataConfig) -> list[dict]:
+    if source == EMBEDDED_DATA:
+        return _read_embedded()
+    path = Path(source).expanduser()
+    if path.is_file():
+        return _read_table(path, config)
+    if path.is_dir():
+        return _read_folder(path, config)
+    if _looks_like_path(source):
+        raise DataError(f"{source}: no such file or folder. Check the path given as `data`.")
+    return _read_hub(source, config)
 
 
 def _read_embedded() -> list[dict]:
@@ -152,35 +173,76 @@ def _read_embedded() -> list[dict]:
 
 
 def _read_table(path: Path, config: DataConfig) -> list[dict]:
-    """Read a CSV / TSV / JSONL file into rows with ``text``, ``label`` and maybe ``split``."""
-    import pandas as pd
-
+    """Read a CSV / TSV / JSONL / JSON file into rows with ``text``, ``label`` and ``split``."""
     suffix = path.suffix.lower()
     if suffix not in TABULAR_SUFFIXES:
         raise DataError(
             f"{path}: unsupported file type {suffix or '(none)'}; use one of "
             f"{', '.join(sorted(TABULAR_SUFFIXES))}, a livedoor-layout folder or a save_to_disk folder."
         )
+    text = _read_utf8(path)
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty.")
+    if suffix in (".jsonl", ".json"):
+        columns = _json_columns(path, text, lines=suffix == ".jsonl")
+    else:
+        columns = _delimited_columns(path, text, TABULAR_SUFFIXES[suffix])
+    return _columns_to_rows(columns, config, str(path))
+
+
+def _read_utf8(path: Path) -> str:
     try:
         raw = path.read_bytes()
-        raw.decode("utf-8-sig")
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the file ({err.strerror or err}).") from err
+    try:
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise DataError(
             f"{path}: bytes at offset {err.start} are not valid UTF-8 ({err.reason}). "
             "Save the file as UTF-8 (for example with `iconv -f SHIFT_JIS -t UTF-8`)."
         ) from err
-    if not raw.strip():
-        raise DataError(f"{path}: the file is empty.")
+
+
+def _delimited_columns(path: Path, text: str, sep: str) -> dict[str, list]:
+    import pandas as pd
+
     try:
-        if suffix in (".jsonl", ".json"):
-            frame = pd.read_json(path, lines=suffix == ".jsonl", dtype=False, encoding="utf-8")
-        else:
-            frame = pd.read_csv(
-                path, sep=TABULAR_SUFFIXES[suffix], dtype=str, keep_default_na=False, encoding="utf-8-sig"
-            )
-    except ValueError as err:
-        raise DataError(f"{path}: cannot parse the file as {suffix[1:].upper()}: {err}") from err
-    return _columns_to_rows(frame.to_dict(orient="list"), config, str(path))
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    except ValueError as err:  # pandas' ParserError is a ValueError
+        kind = "TSV" if sep == "\t" else "CSV"
+        raise DataError(f"{path}: cannot parse the file as {kind}: {str(err).strip()}") from err
+    return frame.to_dict(orient="list")
+
+
+def _json_columns(path: Path, text: str, lines: bool) -> dict[str, list]:
+    """Parse JSON Lines (one object per line) or a JSON array of objects into columns."""
+    if lines:
+        numbered = [(f"line {n}", line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        records = [_json_object(path, _json_value(path, line, where), where) for where, line in numbered]
+    else:
+        value = _json_value(path, text, "the file")
+        if not isinstance(value, list):
+            raise DataError(f"{path}: expected a JSON array of objects, found a JSON {type(value).__name__}.")
+        records = [_json_object(path, item, f"item {n}") for n, item in enumerate(value, 1)]
+    keys = list(dict.fromkeys(key for record in records for key in record))
+    return {key: [record.get(key) for record in records] for key in keys}
+
+
+def _json_value(path: Path, text: str, where: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: {where} is not valid JSON ({err}).") from err
+
+
+def _json_object(path: Path, value: object, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise DataError(
+            f"{path}: {where} is a JSON {type(value).__name__}, not an object; "
+            'write one object per row, such as {"text": "...", "label": "..."}.'
+        )
+    return value
 
 
 def _columns_to_rows(columns: dict[str, list], config: DataConfig, source: str) -> list[dict]:
@@ -195,7 +257,7 @@ def _columns_to_rows(columns: dict[str, list], config: DataConfig, source: str) 
     return [{"text": t, "label": lab, "split": s} for t, lab, s in zip(texts, labels, splits, strict=True)]
 
 
-def _read_folder(path: Path, config: DataConfig) -> tuple[list[Example], list[Example]]:
+def _read_folder(path: Path, config: DataConfig) -> list[dict]:
     if (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
         return _read_saved_dataset(path, config)
     root = path / "text" if (path / "text").is_dir() else path
@@ -205,39 +267,42 @@ def _read_folder(path: Path, config: DataConfig) -> tuple[list[Example], list[Ex
             f"{path}: not a data set folder. Expected the livedoor layout text/<category>/<category>-<id>.txt "
             "or a folder written by datasets' save_to_disk."
         )
-    rows = []
-    for category in categories:
-        for file in sorted(category.glob("*.txt")):
-            if file.name in LIVEDOOR_SKIPPED:
-                continue
-            rows.append({"text": _livedoor_text(file, config.text_field), "label": category.name, "split": None})
+    rows = [
+        {"text": _livedoor_text(file, config.text_field), "label": category.name, "split": None}
+        for category in categories
+        for file in sorted(category.glob("*.txt"))
+        if file.name not in LIVEDOOR_SKIPPED
+    ]
     if not rows:
-        raise DataError(f"{path}: the category folders hold no .txt articles.")
-    return _from_records(rows, config, str(path))
+        raise DataError(
+            f"{path}: the category folders ({', '.join(c.name for c in categories)}) hold no .txt articles."
+        )
+    return rows
 
 
 def _livedoor_text(file: Path, field: str) -> str:
-    try:
-        lines = file.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as err:
-        raise DataError(f"{file}: bytes at offset {err.start} are not valid UTF-8 ({err.reason}).") from err
+    lines = _read_utf8(file).splitlines()
     # Line 1 is the URL, line 2 the date, line 3 the title and the rest the body.
     if field == "title":
         return lines[2].strip() if len(lines) > 2 else ""
     return "\n".join(line for line in lines[3:] if line.strip()).strip()
 
 
-def _read_saved_dataset(path: Path, config: DataConfig) -> tuple[list[Example], list[Example]]:
+def _read_saved_dataset(path: Path, config: DataConfig) -> list[dict]:
     import datasets
 
     try:
         loaded = datasets.load_from_disk(str(path))
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:
         raise DataError(f"{path}: cannot load the saved data set: {err}") from err
+    except IndexError as err:  # what datasets raises for a saved data set (or split) without rows
+        raise DataError(
+            f"{path}: the data set is empty: the saved data set (or one of its splits) has no rows."
+        ) from err
     return _from_hf(loaded, config, str(path))
 
 
-def _read_hub(name: str, config: DataConfig) -> tuple[list[Example], list[Example]]:
+def _read_hub(name: str, config: DataConfig) -> list[dict]:
     import datasets
 
     try:
@@ -250,21 +315,20 @@ def _read_hub(name: str, config: DataConfig) -> tuple[list[Example], list[Exampl
     return _from_hf(loaded, config, name)
 
 
-def _from_hf(loaded, config: DataConfig, source: str) -> tuple[list[Example], list[Example]]:
+def _from_hf(loaded, config: DataConfig, source: str) -> list[dict]:
     import datasets
 
-    if isinstance(loaded, datasets.DatasetDict):
-        train_name = next((s for s in TRAIN_SPLITS if s in loaded), None)
-        eval_name = next((s for s in EVAL_SPLITS if s in loaded), None)
-        if train_name is None:
-            raise DataError(f"{source}: no 'train' split; the splits are {', '.join(loaded)}.")
-        if eval_name is None:
-            rows = _hf_rows(loaded[train_name], config, source)
-            return _from_records(rows, config, source)
-        train_rows = _hf_rows(loaded[train_name], config, source, split="train")
-        eval_rows = _hf_rows(loaded[eval_name], config, source, split="eval")
-        return _split_by_column(train_rows + eval_rows, source)
-    return _from_records(_hf_rows(loaded, config, source), config, source)
+    if not isinstance(loaded, datasets.DatasetDict):
+        return _hf_rows(loaded, config, source)
+    train_name = next((s for s in TRAIN_SPLITS if s in loaded), None)
+    eval_name = next((s for s in EVAL_SPLITS if s in loaded), None)
+    if train_name is None:
+        raise DataError(f"{source}: no 'train' split; the splits are {', '.join(loaded) or '(none)'}.")
+    if eval_name is None:
+        return _hf_rows(loaded[train_name], config, source)
+    return _hf_rows(loaded[train_name], config, source, split="train") + _hf_rows(
+        loaded[eval_name], config, source, split="eval"
+    )
 
 
 def _hf_rows(dataset, config: DataConfig, source: str, split: str | None = None) -> list[dict]:
@@ -272,8 +336,9 @@ def _hf_rows(dataset, config: DataConfig, source: str, split: str | None = None)
     feature = dataset.features.get(config.label_column)
     names = getattr(feature, "names", None)  # ClassLabel columns hold ints; use their names
     for row in rows:
-        if names is not None and isinstance(row["label"], int) and 0 <= row["label"] < len(names):
-            row["label"] = names[row["label"]]
+        if names is not None and isinstance(row["label"], int):
+            # ClassLabel marks unlabelled rows (such as hidden test labels) with -1.
+            row["label"] = names[row["label"]] if 0 <= row["label"] < len(names) else None
         if split is not None:
             row["split"] = split
     return rows
@@ -282,61 +347,71 @@ def _hf_rows(dataset, config: DataConfig, source: str, split: str | None = None)
 # --- cleaning and validation ---------------------------------------------------------------------
 
 
-def _from_records(rows: list[dict], config: DataConfig, source: str) -> tuple[list[Example], list[Example]]:
-    if any(r.get("split") not in (None, "") for r in rows):
-        return _split_by_column(rows, source)
-    examples = [e for e in _clean(rows, source) if e is not None]
-    if not examples:
-        raise DataError(f"{source}: the data set has no rows with text.")
-    return stratified_split(examples, config.eval_fraction, config.seed)
+def _clean(rows: Sequence[dict], source: str) -> list[tuple[int, Example, object]]:
+    """Turn rows into ``(row number, example, split value)``; rows without text are skipped with a warning.
+
+    Raises:
+        DataError: If the data set has no rows, no row has text, a text is not a string or a row
+            with text has no label.
+    """
+    if not rows:
+        raise DataError(f"{source}: the data set is empty: it has no rows.")
+    out: list[tuple[int, Example, object]] = []
+    skipped = 0
+    for number, row in enumerate(rows, start=1):
+        text, label = row.get("text"), row.get("label")
+        if _is_missing(text) or (isinstance(text, str) and not text.strip()):
+            skipped += 1
+            continue
+        if not isinstance(text, str):
+            raise DataError(
+                f"{source}: row {number}: the text is {text!r} of type {type(text).__name__}, not a string. "
+                "Check that text_column names the column with the sentences."
+            )
+        if _is_missing(label) or not str(label).strip():
+            raise DataError(f"{source}: row {number} has text but no label. Fill in the label or drop the row.")
+        out.append((number, Example(text=text, label=str(label).strip()), row.get("split")))
+    if skipped:
+        logger.warning("%s: skipped %d row(s) with empty or missing text.", source, skipped)
+    if not out:
+        raise DataError(f"{source}: none of the {len(rows)} row(s) has any text.")
+    return out
 
 
-def _split_by_column(rows: list[dict], source: str) -> tuple[list[Example], list[Example]]:
+def _split_by_column(
+    cleaned: Iterable[tuple[int, Example, object]], source: str
+) -> tuple[list[Example], list[Example]]:
     train: list[Example] = []
     evaluation: list[Example] = []
-    cleaned = _clean(rows, source)
-    for row, example in zip(rows, cleaned, strict=True):
-        if example is None:
-            continue
-        split = str(row.get("split") or "").strip().lower()
+    for number, example, value in cleaned:
+        split = str(value).strip().lower() if _has_split(value) else ""
         if split in TRAIN_SPLITS:
             train.append(example)
         elif split in EVAL_SPLITS:
             evaluation.append(example)
+        elif not split:
+            raise DataError(
+                f"{source}: row {number} has no value in column {SPLIT_COLUMN!r} while other rows do; "
+                "fill it in for every row, or drop the column to draw a stratified split."
+            )
         else:
             raise DataError(
-                f"{source}: unknown split {row.get('split')!r} in column {SPLIT_COLUMN!r}; "
+                f"{source}: row {number} has the unknown split {value!r} in column {SPLIT_COLUMN!r}; "
                 f"use 'train' or one of {', '.join(EVAL_SPLITS)}."
             )
     return train, evaluation
 
 
-def _clean(rows: Iterable[dict], source: str) -> list[Example | None]:
-    """Turn rows into examples; rows without text become ``None`` and are counted in a warning."""
-    out: list[Example | None] = []
-    skipped = 0
-    for row in rows:
-        text, label = row.get("text"), row.get("label")
-        if not isinstance(text, str) or not text.strip():
-            skipped += 1
-            out.append(None)
-            continue
-        if label is None or (isinstance(label, float) and label != label) or not str(label).strip():
-            raise DataError(f"{source}: row {len(out) + 1} has text but no label. Fill in the label or drop the row.")
-        out.append(Example(text=text, label=str(label).strip()))
-    if skipped:
-        logger.warning("%s: skipped %d row(s) with empty or missing text.", source, skipped)
-    return out
-
-
-def _validate(train: Sequence[Example], evaluation: Sequence[Example], source: str) -> TextDataset:
-    if not train and not evaluation:
-        raise DataError(f"{source}: the data set is empty.")
+def _validate(
+    train: Sequence[Example], evaluation: Sequence[Example], source: str, eval_source: str | None = None
+) -> TextDataset:
+    eval_source = eval_source or source
     if not train:
         raise DataError(f"{source}: the training split is empty.")
     if not evaluation:
         raise DataError(
-            f"{source}: the evaluation split is empty. Add rows to it, or use more data so a share can be held out."
+            f"{eval_source}: the evaluation split is empty. Add rows to it, or use more data so a share can be "
+            "held out."
         )
     counts = Counter(e.label for e in train)
     if len(counts) < 2:
@@ -345,16 +420,25 @@ def _validate(train: Sequence[Example], evaluation: Sequence[Example], source: s
     unseen = sorted({e.label for e in evaluation} - set(counts))
     if unseen:
         raise DataError(
-            f"{source}: evaluation labels never seen in training: {', '.join(map(repr, unseen))}. "
+            f"{eval_source}: evaluation labels never seen in training: {', '.join(map(repr, unseen))}. "
             "Add training examples for them or remove them from the evaluation split."
         )
     return TextDataset(train=tuple(train), eval=tuple(evaluation), labels=tuple(sorted(counts)), source=source)
 
 
+def _is_missing(value: object) -> bool:
+    """Whether a cell is empty: ``None`` or a float NaN (pandas' and pyarrow's missing value)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _has_split(value: object) -> bool:
+    return not _is_missing(value) and bool(str(value).strip())
+
+
 def _looks_like_path(source: str) -> bool:
     return (
         source.startswith((".", "/", "~"))
-        or Path(source).suffix.lower() in TABULAR_SUFFIXES
+        or Path(source).suffix.lower() in FILE_SUFFIXES
         or "\\" in source
         or source.count("/") > 1
     )

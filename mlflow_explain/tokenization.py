@@ -7,15 +7,17 @@ The vocabulary is learned from the training texts with the ``tokenizers`` WordPi
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from mlflow_explain.errors import DataError, ModelError
+from mlflow_explain.errors import ConfigError, DataError, ModelError
 
 __all__ = ["SPECIAL_TOKENS", "build_japanese_tokenizer", "build_wordpiece_vocab"]
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MECAB_KWARGS = {"mecab_dic": "unidic_lite"}
+CONTINUATION = "##"
 
 
 def _word_tokenizer():
@@ -33,8 +35,13 @@ def _word_tokenizer():
 def build_wordpiece_vocab(texts: Iterable[str], vocab_size: int = 4000, min_frequency: int = 1) -> list[str]:
     """Learn a WordPiece vocabulary from texts cut into MeCab words.
 
+    The vocabulary never has more than ``vocab_size`` entries. When the training texts hold more
+    distinct characters than that (each character counts once as a word start and once as a
+    ``##`` continuation), the rarest characters are left out and words that contain them become
+    ``[UNK]``. The same texts give the same vocabulary, in the same order, in every process.
+
     Args:
-        texts: Training texts.
+        texts: Training texts; empty ones are ignored.
         vocab_size: Largest vocabulary size, special tokens included. Defaults to 4000.
         min_frequency: Least number of occurrences for a merged piece to enter. Defaults to 1.
 
@@ -42,7 +49,9 @@ def build_wordpiece_vocab(texts: Iterable[str], vocab_size: int = 4000, min_freq
         The vocabulary, special tokens first; continuation pieces start with ``##``.
 
     Raises:
+        ConfigError: If ``vocab_size`` leaves no room beside the special tokens.
         DataError: If there is no text to learn from.
+        ModelError: If MeCab (``fugashi`` with ``unidic-lite``) is not installed.
 
     Example:
         >>> vocab = build_wordpiece_vocab(["東京で雨が降る", "大阪で雪が降る"])
@@ -51,21 +60,50 @@ def build_wordpiece_vocab(texts: Iterable[str], vocab_size: int = 4000, min_freq
     """
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
-    words = _word_tokenizer()
-    corpus = [" ".join(words.tokenize(text)) for text in texts if text and text.strip()]
-    if not corpus:
+    if vocab_size <= len(SPECIAL_TOKENS):
+        raise ConfigError(
+            f"vocab_size must leave room beside the {len(SPECIAL_TOKENS)} special tokens, got {vocab_size}."
+        )
+    word_tokenizer = _word_tokenizer()
+    words = [word for text in texts if text and text.strip() for word in word_tokenizer.tokenize(text)]
+    if not words:
         raise DataError("cannot build a vocabulary: the training texts are empty.")
+    # The trainer numbers the ## continuation characters in hash-map order and breaks ties between
+    # merges by number, so the vocabulary would change from process to process. Registering them
+    # up front, sorted, fixes their numbers and makes the vocabulary the same for the same texts.
+    counts = _piece_counts(words)
+    continuations = sorted(piece for piece in counts if piece.startswith(CONTINUATION))
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=[*SPECIAL_TOKENS, *continuations],
         show_progress=False,
     )
-    tokenizer.train_from_iterator(corpus, trainer=trainer)
+    tokenizer.train_from_iterator(words, trainer=trainer)
     vocab = tokenizer.get_vocab()
-    return sorted(vocab, key=vocab.__getitem__)
+    pieces = sorted(vocab, key=vocab.__getitem__)
+    if len(pieces) > vocab_size:
+        # The trainer keeps every character (as a start and as a ## continuation) whatever the size.
+        pieces = _most_frequent(pieces, counts, vocab_size)
+    return pieces
+
+
+def _piece_counts(words: Iterable[str]) -> Counter[str]:
+    """How often each character starts a word and (as ``##`` + character) continues one."""
+    counts: Counter[str] = Counter()
+    for word in words:
+        counts[word[0]] += 1
+        counts.update(CONTINUATION + char for char in word[1:])
+    return counts
+
+
+def _most_frequent(pieces: list[str], counts: Counter[str], size: int) -> list[str]:
+    """Keep the special tokens and the ``size`` minus their number most used pieces, in ``pieces`` order."""
+    ordinary = [p for p in pieces if p not in SPECIAL_TOKENS]
+    kept = set(sorted(ordinary, key=lambda p: -counts[p])[: size - len(SPECIAL_TOKENS)])
+    return [*SPECIAL_TOKENS, *(p for p in ordinary if p in kept)]
 
 
 def build_japanese_tokenizer(texts: Iterable[str], directory: str | Path, vocab_size: int = 4000):
@@ -78,6 +116,17 @@ def build_japanese_tokenizer(texts: Iterable[str], directory: str | Path, vocab_
 
     Returns:
         A ``transformers.BertJapaneseTokenizer`` (MeCab + WordPiece).
+
+    Raises:
+        ConfigError: If ``vocab_size`` leaves no room beside the special tokens.
+        DataError: If there is no text to learn from.
+        ModelError: If MeCab (``fugashi`` with ``unidic-lite``) is not installed.
+
+    Example:
+        >>> import tempfile
+        >>> tokenizer = build_japanese_tokenizer(["テレビを見る", "ラジオを聞く"], tempfile.mkdtemp())
+        >>> tokenizer.tokenize("テレビでラジオを見る")
+        ['テレビ', '[UNK]', 'ラジオ', 'を', '見る']
     """
     from transformers import BertJapaneseTokenizer
 

@@ -1,0 +1,284 @@
+"""A ``transformers`` ``TrainerCallback`` that explains probe sentences during training.
+
+On every evaluation (or every n-th) and at the end of training, :class:`ExplainCallback` explains
+a fixed set of probe sentences with the current model and logs, into the run that Trainer
+reports to:
+
+* the rows of the attribution table with ``step`` and ``epoch`` columns, appended to
+  ``explanations/training/attributions.json`` so one table shows how attributions evolve;
+* a token-importance plot per sentence as an image series (``mlflow.log_image(key=..., step=...)``);
+* per-step metrics: explanation time, mean predicted-label probability, probe accuracy and the
+  completeness error;
+* at the end, the HTML pages and the per-class summary plot of the final step.
+
+Explaining must not change training: the callback saves and restores the random number
+generators, the parameters' gradients and the model's train/eval mode around its work, so a
+seeded run ends with the same weights with and without it. Any failure while explaining or
+logging is reported as a warning and training goes on; explanations that could not be logged
+are written to a local folder whose path is printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+from mlflow_explain import artifacts
+from mlflow_explain.config import ExplainConfig
+from mlflow_explain.data import Example, TextDataset
+from mlflow_explain.explanation import Explanation, summary_metrics
+from mlflow_explain.sampling import sample_examples, sample_hash
+
+__all__ = ["ExplainCallback"]
+
+logger = logging.getLogger(__name__)
+
+
+class ExplainCallback(TrainerCallback):
+    """Explain probe sentences on every evaluation and at the end of training, and log to MLflow.
+
+    It logs into the active MLflow run when training starts: the run that transformers'
+    ``MLflowCallback`` started (``report_to="mlflow"``), or the one the caller started with
+    ``mlflow.start_run()``. With no active run it starts one and ends it after training. Every
+    write names that run explicitly, so logging still lands in it after ``MLflowCallback`` has
+    ended it. Only the main process (``state.is_world_process_zero``) explains and logs.
+
+    Args:
+        tokenizer: The model's tokenizer.
+        probe: The probe sentences (examples with their true labels), or a data set whose
+            evaluation split is sampled with ``config.n_explain`` and ``config.seed``, the same
+            deterministic sample the main job explains.
+        config: Explanation settings. Defaults to ``ExplainConfig()``.
+        every: Explain on every ``every``-th evaluation. Defaults to 1.
+        max_length: Longest input in tokens; defaults to the model's maximum.
+        fallback_dir: Where explanations that could not be logged are written. Defaults to
+            ``<output_dir>/unlogged-explanations`` of the Trainer.
+
+    Example:
+        >>> callback = ExplainCallback(tokenizer, dataset, ExplainConfig(n_explain=9))  # doctest: +SKIP
+        >>> Trainer(model, args, callbacks=[callback], ...).train()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        probe: TextDataset | Sequence[Example],
+        config: ExplainConfig | None = None,
+        *,
+        every: int = 1,
+        max_length: int | None = None,
+        fallback_dir: str | Path | None = None,
+    ) -> None:
+        if every < 1:
+            raise ValueError(f"every must be at least 1, got {every}.")
+        self.tokenizer = tokenizer
+        self.config = config or ExplainConfig()
+        if isinstance(probe, TextDataset):
+            probe = sample_examples(probe.eval, self.config.n_explain, self.config.seed)
+        self.probe = list(probe)
+        if not self.probe:
+            raise ValueError("the probe holds no sentences; give examples or a data set with an evaluation split.")
+        self.every = every
+        self.max_length = max_length
+        self.fallback_dir = Path(fallback_dir) if fallback_dir else None
+        self.run_id: str | None = None
+        self.failures: list[str] = []
+        self._own_run = False
+        self._evaluations = 0
+        self._last: tuple[int, list[Explanation]] | None = None
+
+    @classmethod
+    def from_texts(cls, tokenizer, texts: Sequence[str], labels: Sequence[str], **kwargs) -> ExplainCallback:
+        """Build the callback from probe texts and their true labels.
+
+        Args:
+            tokenizer: The model's tokenizer.
+            texts: Probe sentences.
+            labels: Their true labels, one per text.
+            **kwargs: Passed to the constructor (``config``, ``every``, ...).
+
+        Returns:
+            The callback.
+        """
+        if len(texts) != len(labels):
+            raise ValueError(f"got {len(texts)} texts but {len(labels)} labels; give one label per text.")
+        return cls(tokenizer, [Example(t, lab) for t, lab in zip(texts, labels, strict=True)], **kwargs)
+
+    # --- Trainer hooks ---------------------------------------------------------------------------
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        import mlflow
+
+        try:
+            active = mlflow.active_run()
+            if active is None:
+                active = mlflow.start_run()
+                self._own_run = True
+            self.run_id = active.info.run_id
+            mlflow.MlflowClient().set_tag(self.run_id, artifacts.SAMPLE_HASH_TAG, sample_hash(self.probe))
+        except Exception as err:  # training must go on without explanations (see module docstring)
+            self._warn("could not reach MLflow at the start of training", err)
+
+    def on_evaluate(self, args, state, control, model=None, **kwargs):
+        if not state.is_world_process_zero or model is None:
+            return
+        self._evaluations += 1
+        if self._evaluations % self.every == 0:
+            self._explain_and_log(args, state, model)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if not state.is_world_process_zero or model is None:
+            return
+        if self._last is None or self._last[0] != state.global_step:
+            self._explain_and_log(args, state, model)
+        if self._last is not None and self.run_id is not None:
+            self._log_final_pages(args, *self._last)
+        if self._own_run:
+            import mlflow
+
+            mlflow.end_run()
+
+    # --- work ------------------------------------------------------------------------------------
+
+    def _explain_and_log(self, args, state, model) -> None:
+        from mlflow_explain.explainer import explain_examples
+
+        step, epoch = int(state.global_step), float(state.epoch or 0.0)
+        try:
+            with preserved_training_state(model):
+                started = time.perf_counter()
+                explanations = explain_examples(
+                    model, self.tokenizer, self.probe, self.config, max_length=self.max_length, progress=False
+                )
+                seconds = time.perf_counter() - started
+        except Exception as err:  # out of memory, a bad probe text, ...: warn and let training go on
+            self._warn(f"could not explain the probe sentences at step {step}", err)
+            return
+        self._last = (step, explanations)
+        try:
+            self._log_step(explanations, step, epoch, seconds)
+        except Exception as err:  # tracking store down, ...: keep the explanations locally
+            folder = self._keep_locally(args, explanations, f"step-{step:06d}")
+            self._warn(f"could not log the explanations of step {step}; they are kept in {folder}", err)
+            print(f"mlflow-explain: explanations of step {step} kept in {folder}", flush=True)
+
+    def _log_step(self, explanations: list[Explanation], step: int, epoch: float, seconds: float) -> None:
+        import matplotlib.pyplot as plt
+        import mlflow
+        from mlflow.entities import Metric
+
+        from mlflow_explain.render import attribution_table, token_importance_figure
+
+        if self.run_id is None:
+            raise RuntimeError("no MLflow run to log into (MLflow was unreachable when training started)")
+        client = mlflow.MlflowClient()
+        table = attribution_table(explanations)
+        table.insert(0, "epoch", epoch)
+        table.insert(0, "step", step)
+        client.log_table(self.run_id, table, f"{artifacts.TRAINING_DIR}/{artifacts.TABLE_FILE}")
+        for explanation in explanations:
+            figure = token_importance_figure(explanation)
+            try:
+                key = artifacts.IMAGE_KEY_TRAINING_SENTENCE.format(sentence_id=explanation.sentence_id)
+                client.log_image(self.run_id, _figure_to_array(figure), key=key, step=step)
+            finally:
+                plt.close(figure)
+        values = {f"probe_{k}": v for k, v in summary_metrics(explanations).items()}
+        values["probe_explain_seconds"] = seconds
+        now = int(time.time() * 1000)
+        client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
+
+    def _log_final_pages(self, args, step: int, explanations: list[Explanation]) -> None:
+        import tempfile
+
+        import mlflow
+
+        from mlflow_explain.tracking import write_explanations
+
+        with tempfile.TemporaryDirectory(prefix="mlflow-explain-final-") as folder:
+            try:
+                written = write_explanations(
+                    explanations,
+                    folder,
+                    title="Token attributions at the end of training",
+                    subtitle=f"step {step} · method {self.config.method} · n_steps {self.config.n_steps}",
+                    top_k=self.config.top_k,
+                )
+                client = mlflow.MlflowClient()
+                for name in (
+                    artifacts.HTML_FILE,
+                    artifacts.WORDS_HTML_FILE,
+                    f"{artifacts.PLOTS_DIR}/{artifacts.SUMMARY_PLOT}",
+                ):
+                    client.log_artifact(self.run_id, str(written[name]), artifacts.TRAINING_DIR)
+            except Exception as err:  # see _explain_and_log
+                kept = self._keep_locally(args, explanations, f"final-step-{step:06d}")
+                self._warn(f"could not log the final explanation pages; they are kept in {kept}", err)
+                print(f"mlflow-explain: final explanations kept in {kept}", flush=True)
+
+    def _keep_locally(self, args, explanations: list[Explanation], name: str) -> Path:
+        from mlflow_explain.tracking import write_explanations
+
+        base = self.fallback_dir or Path(getattr(args, "output_dir", None) or ".") / "unlogged-explanations"
+        folder = base / name
+        write_explanations(explanations, folder)
+        return folder.resolve()
+
+    def _warn(self, what: str, err: BaseException) -> None:
+        message = f"ExplainCallback {what}: {type(err).__name__}: {err}. Training goes on."
+        self.failures.append(message)
+        logger.warning(message)
+
+
+@contextmanager
+def preserved_training_state(model: torch.nn.Module) -> Iterator[None]:
+    """Run a block without leaving a trace on training.
+
+    Saves and restores the Python, NumPy and torch (CPU and CUDA) random states, the parameters'
+    ``.grad`` tensors and the model's train/eval mode.
+
+    Args:
+        model: The model being trained.
+
+    Yields:
+        Nothing; the state is restored when the block exits, also on error.
+    """
+    python_state = random.getstate()
+    numpy_state = np.random.get_state()
+    torch_state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    grads = {name: (p.grad.detach().clone() if p.grad is not None else None) for name, p in model.named_parameters()}
+    modes = {name: module.training for name, module in model.named_modules()}
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+        for name, p in model.named_parameters():
+            saved = grads[name]
+            if saved is None:
+                p.grad = None
+            elif p.grad is None:
+                p.grad = saved
+            else:
+                p.grad.copy_(saved)
+        for name, module in model.named_modules():
+            module.training = modes[name]
+
+
+def _figure_to_array(figure) -> np.ndarray:
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
