@@ -38,3 +38,12 @@ COMPARISON_DIR = "comparison"
 
 COMPARED_RUNS_TAG = "mlflow_explain.compared_runs"
 """Tag of a comparison run: the compared run IDs, comma-separated."""
+
+COMPARISON_HTML = "comparison.html"
+"""Self-contained HTML page of a comparison run: each sentence, one row per compared version."""
+
+COMPARISON_PLOT = "attribution_differences.png"
+"""Per-token attribution differences against the reference, for the sentences that changed most."""
+
+AGREEMENT_TABLE = "agreement.json"
+"""Agreement figures of a comparison run, one row per sentence x compared pair (``mlflow.log_table``)."""

@@ -126,6 +126,13 @@ def cli(verbose: bool) -> None:
 @click.option("--batch-size", default=16, show_default=True, type=int)
 @click.option("--learning-rate", default=None, type=float, help="Default: 1e-3 embedded, 3e-5 otherwise.")
 @click.option("--max-length", default=128, show_default=True, type=int, help="Longest input in tokens.")
+@click.option(
+    "--explain-every",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Also explain the sample during training, every N evaluations (epochs); 0: only after training.",
+)
 @explain_options
 def main(**options) -> None:
     """Train (or fine-tune) a classifier, then explain a fixed sample of evaluation sentences."""
@@ -145,7 +152,7 @@ def main(**options) -> None:
             _explain_config(options),
         )
 
-    result = _run(lambda: run_main(*build()))
+    result = _run(lambda: run_main(*build(), explain_every=options["explain_every"]))
     click.echo(f"run {result.run_id}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items())))
     click.echo(f"model: {result.model_uri}")
 
@@ -181,6 +188,80 @@ def methods() -> None:
 
     for name in list_attribution_methods():
         click.echo(f"{name}\t{get_attribution_method(name).description}")
+
+
+class _Switch(click.ParamType):
+    """``true``/``false`` for an option that may also be given bare (``--force`` means ``--force=true``)."""
+
+    name = "boolean"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "y", "on"):
+            return True
+        if text in ("false", "0", "no", "n", "off", ""):
+            return False
+        self.fail(
+            f"{value!r} is not true or false; give {param.opts[0]} after the run IDs, or as {param.opts[0]}=true",
+            param,
+            ctx,
+        )
+
+
+@cli.command()
+@click.argument("run_ids", nargs=-1)
+@click.option(
+    "--steps",
+    default="",
+    metavar="RUN_ID",
+    help="Compare the evaluation steps of this run (trained with the Trainer callback) instead of several runs.",
+)
+@click.option(
+    "--force",
+    type=_Switch(),
+    is_flag=False,
+    flag_value=True,
+    default=False,
+    help="Compare runs that explained different samples, on the sentences whose text they share.",
+)
+@click.option("--top-k", default=5, show_default=True, type=int, help="Tokens per sentence in the top-k overlap.")
+@click.option("--output-dir", default="", help="Also write the page, plot and agreement table to this folder.")
+def compare(run_ids: tuple[str, ...], steps: str, force: bool, top_k: int, output_dir: str) -> None:
+    """Compare the explanations of runs (RUN_IDS, space- or comma-separated; the first is the reference).
+
+    Logs a new run tagged with the compared run IDs: an HTML page, a plot of the attribution
+    differences and the agreement figures (Spearman, top-k overlap, changed predictions).
+    """
+    from mlflow_explain import tracking
+    from mlflow_explain.compare import compare_runs, compare_steps
+    from mlflow_explain.errors import ConfigError
+
+    ids = [run_id.strip() for argument in run_ids for run_id in argument.split(",") if run_id.strip()]
+
+    def job():
+        if steps and ids:
+            raise ConfigError("give either RUN_IDS or --steps RUN_ID, not both")
+        if steps:
+            comparison = compare_steps(*tracking.load_step_table(steps), top_k=top_k)
+        else:
+            if len(ids) < 2:
+                raise ConfigError(f"compare needs at least two run IDs (or --steps RUN_ID); got {len(ids)}")
+            comparison = compare_runs(*tracking.load_run_tables(ids), top_k=top_k, force=force)
+        return comparison, tracking.log_comparison(comparison, local_dir=output_dir or None)
+
+    comparison, run_id = _run(job)
+    reference = comparison.versions[0].name
+    click.echo(f"comparison run {run_id}: {len(comparison.versions)} {comparison.kind}, reference {reference}")
+    for row in comparison.summary.itertuples():
+        click.echo(
+            f"  {row.name_a} -> {row.name_b}: {row.n_sentences} sentence(s), Spearman {row.spearman_mean:.3f}, "
+            f"top-{comparison.top_k} overlap {row.top_k_overlap_mean:.3f}, "
+            f"prediction changed {row.prediction_changed_share:.0%}"
+        )
+    if output_dir:
+        click.echo(f"written to {output_dir}")
 
 
 def _data_config(options: dict) -> DataConfig:

@@ -8,6 +8,7 @@ message and a non-zero exit code instead of a traceback.
 from __future__ import annotations
 
 __all__ = [
+    "ComparisonError",
     "ConfigError",
     "DataError",
     "ExplanationError",
@@ -39,3 +40,7 @@ class ExplanationError(MlflowExplainError):
 
 class TrackingError(MlflowExplainError):
     """The MLflow tracking store cannot be reached or refused a write."""
+
+
+class ComparisonError(MlflowExplainError):
+    """Explanations cannot be compared: unknown run, missing attribution table, different samples, ..."""

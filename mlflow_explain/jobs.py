@@ -8,15 +8,17 @@ known at that point.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow_explain import artifacts, tracking
 from mlflow_explain.config import DataConfig, ExplainConfig, TrainConfig
 from mlflow_explain.data import TextDataset, load_dataset
-from mlflow_explain.errors import TrackingError
 from mlflow_explain.explainer import explain_examples
 from mlflow_explain.modeling import (
     align_labels,
@@ -48,13 +50,20 @@ class JobResult:
     model_uri: str | None = None
 
 
-def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig) -> JobResult:
-    """Train (or fine-tune) the classifier, log it, then explain a fixed sample and log that.
+def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig, explain_every: int = 0) -> JobResult:
+    """Train (or fine-tune) the classifier, then explain a fixed sample; log all of it.
+
+    The explanations are computed before anything else is logged after training, and written to
+    a local folder first, so a tracking store that fails late keeps them (the error names the
+    folder).
 
     Args:
         data: Which data set to use.
         training: Which model and how to train it.
         explaining: How to explain.
+        explain_every: Also explain the same sample during training, on every n-th evaluation
+            (one per epoch), with :class:`~mlflow_explain.callback.ExplainCallback`; 0 turns it
+            off. Defaults to 0.
 
     Returns:
         The run ID, metrics and logged model URI.
@@ -64,31 +73,41 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig)
     """
     import mlflow
 
+    tracking.check_tracking_store()
     dataset = load_dataset(data)
-    with _start_run() as run, tempfile.TemporaryDirectory(prefix="mlflow-explain-train-") as workdir:
-        _log_params(data, explaining, dataset)
-        _log_new_params(
-            {
-                "model": training.model,
-                "epochs": training.resolved_epochs,
-                "learning_rate": training.resolved_learning_rate,
-                "batch_size": training.batch_size,
-                "max_length": training.max_length,
-                "train_seed": training.seed,
-            }
-        )
+    with _run() as run, tempfile.TemporaryDirectory(prefix="mlflow-explain-train-") as workdir:
+        with tracking.tracking_errors():
+            _log_params(data, explaining, dataset)
+            _log_new_params(
+                {
+                    "model": training.model,
+                    "epochs": training.resolved_epochs,
+                    "learning_rate": training.resolved_learning_rate,
+                    "batch_size": training.batch_size,
+                    "max_length": training.max_length,
+                    "train_seed": training.seed,
+                    "explain_every": explain_every,
+                }
+            )
         if training.is_embedded:
             model, tokenizer = build_embedded_model(dataset, training, workdir)
         else:
             model, tokenizer = load_pretrained(training.model, dataset.labels)
-        result = train(model, tokenizer, dataset, training, Path(workdir) / "trainer")
-        tracking.log_training_history(result.history)
+        callbacks = []
+        if explain_every > 0:
+            from mlflow_explain.callback import ExplainCallback
+
+            callbacks.append(ExplainCallback(tokenizer, dataset, explaining, every=explain_every))
+        result = train(model, tokenizer, dataset, training, Path(workdir) / "trainer", callbacks=callbacks)
         metrics = {f"eval_{k}": v for k, v in result.metrics.items()}
         metrics["train_seconds"] = result.train_seconds
-        mlflow.log_metrics(metrics)
         logger.info("evaluation: accuracy %.3f, macro-F1 %.3f", metrics["eval_accuracy"], metrics["eval_macro_f1"])
-        model_uri = tracking.log_model(model, tokenizer)
-        metrics |= _explain_and_log(model, tokenizer, dataset, explaining, training.max_length, run)
+        explained = _explain(model, tokenizer, dataset, explaining, training.max_length)
+        with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
+            tracking.log_training_history(result.history)
+            mlflow.log_metrics(metrics)
+            model_uri = tracking.log_model(model, tokenizer)
+        metrics |= _log_explained(explained, explaining, run)
         return JobResult(run_id=run.info.run_id, metrics=metrics, model_uri=model_uri)
 
 
@@ -110,29 +129,36 @@ def run_explain(model: str, data: DataConfig, explaining: ExplainConfig, max_len
     """
     import mlflow
 
+    tracking.check_tracking_store()
     dataset = load_dataset(data)
-    with _start_run() as run:
-        _log_params(data, explaining, dataset)
-        _log_new_params({"model": model})
+    with _run() as run:
+        with tracking.tracking_errors():
+            _log_params(data, explaining, dataset)
+            _log_new_params({"model": model})
         if tracking.is_mlflow_uri(model):
             classifier, tokenizer = tracking.load_logged_model(model)
         else:
             classifier, tokenizer = load_pretrained(model)
         align_labels(classifier, dataset.labels)
-        metrics = {
-            f"eval_{k}": v
-            for k, v in evaluate(
-                classifier, tokenizer, dataset, max_input_length(classifier, tokenizer, max_length)
-            ).items()
-        }
-        mlflow.log_metrics(metrics)
-        metrics |= _explain_and_log(classifier, tokenizer, dataset, explaining, max_length, run)
+        limit = max_input_length(classifier, tokenizer, max_length)
+        metrics = {f"eval_{k}": v for k, v in evaluate(classifier, tokenizer, dataset, limit).items()}
+        explained = _explain(classifier, tokenizer, dataset, explaining, max_length)
+        with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
+            mlflow.log_metrics(metrics)
+        metrics |= _log_explained(explained, explaining, run)
         return JobResult(run_id=run.info.run_id, metrics=metrics)
 
 
-def _explain_and_log(model, tokenizer, dataset: TextDataset, explaining: ExplainConfig, max_length, run) -> dict:
-    import mlflow
+@dataclass(frozen=True)
+class _Explained:
+    sample: list
+    explanations: list
+    seconds: float
+    folder: Path
 
+
+def _explain(model, tokenizer, dataset: TextDataset, explaining: ExplainConfig, max_length) -> _Explained:
+    """Explain the sample and write the artifacts to a local folder (kept until logged)."""
     sample = sample_examples(dataset.eval, explaining.n_explain, explaining.seed)
     if len(sample) < explaining.n_explain:
         logger.warning(
@@ -140,36 +166,62 @@ def _explain_and_log(model, tokenizer, dataset: TextDataset, explaining: Explain
             explaining.n_explain,
             len(sample),
         )
-    mlflow.set_tags({artifacts.SAMPLE_HASH_TAG: sample_hash(sample), artifacts.METHOD_TAG: explaining.method})
     started = time.perf_counter()
     explanations = explain_examples(model, tokenizer, sample, explaining, max_length=max_length)
     seconds = time.perf_counter() - started
+    folder = Path(tempfile.mkdtemp(prefix="mlflow-explain-"))
+    return _Explained(sample, explanations, seconds, folder)
+
+
+def _log_explained(explained: _Explained, explaining: ExplainConfig, run) -> dict[str, float]:
+    import mlflow
+
+    n = len(explained.sample)
     subtitle = (
         f"run {run.info.run_name} ({run.info.run_id[:8]}) · method {explaining.method} · "
-        f"n_steps {explaining.n_steps} · target {explaining.target} · {len(sample)} sentences"
+        f"n_steps {explaining.n_steps} · target {explaining.target} · {n} sentences"
     )
-    return tracking.log_explanations(
-        explanations,
+    with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
+        mlflow.set_tags(
+            {artifacts.SAMPLE_HASH_TAG: sample_hash(explained.sample), artifacts.METHOD_TAG: explaining.method}
+        )
+    metrics = tracking.log_explanations(
+        explained.explanations,
         subtitle=subtitle,
         top_k=explaining.top_k,
         extra_metrics={
-            "explain_seconds": seconds,
-            "explain_seconds_per_sentence": seconds / max(len(sample), 1),
-            "n_explained": float(len(sample)),
+            "explain_seconds": explained.seconds,
+            "explain_seconds_per_sentence": explained.seconds / max(n, 1),
+            "n_explained": float(n),
         },
+        keep_dir=explained.folder,
     )
+    shutil.rmtree(explained.folder, ignore_errors=True)
+    return metrics
 
 
-def _start_run():
+@contextmanager
+def _run() -> Iterator:
+    """Start (or resume, under ``mlflow run``) a run; end it FINISHED, or FAILED on any error.
+
+    Ending a run against a tracking store that has gone away must not hide the error that
+    stopped the job, so a failure to mark the run FAILED is only logged.
+    """
     import mlflow
 
+    with tracking.tracking_errors("cannot start an MLflow run; check MLFLOW_TRACKING_URI"):
+        run = mlflow.start_run()
     try:
-        return mlflow.start_run()
-    except Exception as err:  # connection errors surface as MlflowException or requests errors
-        raise TrackingError(
-            f"cannot start an MLflow run at {mlflow.get_tracking_uri()} ({type(err).__name__}: {err}). "
-            "Check MLFLOW_TRACKING_URI and that the tracking server is up."
-        ) from err
+        yield run
+    except BaseException:
+        try:
+            mlflow.end_run(status="FAILED")
+        except Exception as err:  # the store is gone: the original error matters more
+            # end_run pops the run before it calls the store, so no run is left active.
+            logger.warning("could not mark run %s as FAILED: %s", run.info.run_id, err)
+        raise
+    with tracking.tracking_errors(f"could not mark run {run.info.run_id} as FINISHED"):
+        mlflow.end_run()
 
 
 def _log_params(data: DataConfig, explaining: ExplainConfig, dataset: TextDataset) -> None:

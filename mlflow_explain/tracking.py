@@ -11,7 +11,8 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from mlflow_explain import artifacts
@@ -20,11 +21,13 @@ from mlflow_explain.explanation import Explanation, summary_metrics
 
 __all__ = [
     "PIP_REQUIREMENTS",
+    "check_tracking_store",
     "is_mlflow_uri",
     "load_logged_model",
     "log_explanations",
     "log_model",
     "log_training_history",
+    "tracking_errors",
     "write_explanations",
 ]
 
@@ -250,6 +253,59 @@ def load_logged_model(uri: str):
     return components["model"], components["tokenizer"]
 
 
+def check_tracking_store(timeout: float = 5.0) -> None:
+    """Fail fast, before any training, when the tracking server cannot be reached.
+
+    Only HTTP(S) tracking URIs are checked (``GET <uri>/health``); local stores (sqlite, files)
+    are created on demand.
+
+    Args:
+        timeout: Seconds to wait for the server. Defaults to 5.
+
+    Raises:
+        TrackingError: If the server does not answer or answers with an error.
+    """
+    import mlflow
+    import requests
+
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        response = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+        response.raise_for_status()
+    except requests.RequestException as err:
+        raise TrackingError(
+            f"cannot reach the MLflow tracking server at {uri} ({type(err).__name__}: {err}). "
+            "Start it (mlflow server --host 127.0.0.1 --port 5000) or set MLFLOW_TRACKING_URI to a reachable store."
+        ) from err
+
+
+@contextmanager
+def tracking_errors(context: str | None = None) -> Iterator[None]:
+    """Turn MLflow and HTTP failures inside the block into one clear :class:`TrackingError`.
+
+    Args:
+        context: What the user should know when it fails (e.g. where the explanations are kept).
+
+    Yields:
+        Nothing.
+
+    Raises:
+        TrackingError: Wrapping the MLflow, HTTP or OS error.
+    """
+    import mlflow
+    import requests
+
+    try:
+        yield
+    except (mlflow.exceptions.MlflowException, requests.RequestException, OSError) as err:
+        suffix = f" {context[0].upper()}{context[1:]}." if context else ""
+        raise TrackingError(
+            f"the MLflow tracking store at {mlflow.get_tracking_uri()} failed ({type(err).__name__}: {err}).{suffix}"
+        ) from err
+
+
 def _table_json(frame) -> str:
     return json.dumps(
         {
@@ -272,3 +328,190 @@ def _atomic_write(path: Path, text: str) -> Path:
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Comparison across runs and steps (``mlflow-explain compare``): load tables, log the result.
+# ----------------------------------------------------------------------------------------------
+
+from typing import TYPE_CHECKING  # noqa: E402  (this section keeps its imports to itself)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlflow_explain.compare import Comparison, Version
+
+__all__ += ["load_run_tables", "load_step_table", "log_comparison", "write_comparison"]
+
+COMPARISON_PARAMS = ("model", "method", "n_steps", "epochs", "target", "seed", "data")
+"""Run parameters shown next to each compared run (``<name>_resolved`` wins over ``<name>``)."""
+
+
+def load_run_tables(run_ids: Sequence[str]) -> tuple[list[Version], list[pd.DataFrame]]:
+    """Load the attribution tables of runs for :func:`mlflow_explain.compare.compare_runs`.
+
+    Args:
+        run_ids: The runs, reference first; each may be in any experiment of the tracking store.
+
+    Returns:
+        ``(versions, tables)``: each run's name, key parameters and sample hash, and its table.
+
+    Raises:
+        ComparisonError: A run does not exist or has no attribution table.
+
+    Example:
+        >>> comparison = compare_runs(*load_run_tables(["3f2a...", "9b1c..."]))  # doctest: +SKIP
+    """
+    loaded = [_load_table(run_id, f"{artifacts.ARTIFACT_DIR}/{artifacts.TABLE_FILE}") for run_id in run_ids]
+    return [version for version, _ in loaded], [table for _, table in loaded]
+
+
+def load_step_table(run_id: str) -> tuple[Version, pd.DataFrame]:
+    """Load the Trainer callback's step table of a run for :func:`mlflow_explain.compare.compare_steps`.
+
+    Args:
+        run_id: A run trained with :class:`mlflow_explain.callback.ExplainCallback`.
+
+    Returns:
+        ``(version, table)``: the run's description and its table, with ``step`` and ``epoch``.
+
+    Raises:
+        ComparisonError: The run does not exist or has no step table.
+    """
+    return _load_table(run_id, f"{artifacts.TRAINING_DIR}/{artifacts.TABLE_FILE}")
+
+
+def write_comparison(comparison: Comparison, folder: str | Path, *, n_sentences: int = 3) -> dict[str, Path]:
+    """Render a comparison into ``folder``: the HTML page, the difference plot and the agreement table.
+
+    Args:
+        comparison: The comparison.
+        folder: Destination folder (created if needed).
+        n_sentences: Sentences in the difference plot. Defaults to 3.
+
+    Returns:
+        Map from artifact name (:data:`~mlflow_explain.artifacts.COMPARISON_HTML`, ...) to the written path.
+    """
+    from mlflow_explain.render import attribution_difference_figure, render_comparison_html
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {
+        artifacts.COMPARISON_HTML: _atomic_write(
+            folder / artifacts.COMPARISON_HTML, render_comparison_html(comparison)
+        ),
+        artifacts.AGREEMENT_TABLE: _atomic_write(folder / artifacts.AGREEMENT_TABLE, _table_json(comparison.agreement)),
+    }
+    figure = attribution_difference_figure(comparison, n_sentences=n_sentences)
+    import matplotlib.pyplot as plt  # after the figure: the renderer picks the backend
+
+    try:
+        path = folder / artifacts.COMPARISON_PLOT
+        tmp = path.with_name(f".{path.name}.tmp")
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        written[artifacts.COMPARISON_PLOT] = tmp.replace(path)
+    finally:
+        plt.close(figure)
+    return written
+
+
+def log_comparison(comparison: Comparison, *, local_dir: str | Path | None = None) -> str:
+    """Log a comparison to a new MLflow run (or the run ``mlflow run`` started).
+
+    The run is tagged :data:`~mlflow_explain.artifacts.COMPARED_RUNS_TAG` with the compared run IDs,
+    holds the page, the difference plot and the agreement table (``mlflow.log_table``) under
+    :data:`~mlflow_explain.artifacts.COMPARISON_DIR`, and :attr:`Comparison.metrics` as metrics. A steps
+    comparison also logs ``<figure>_vs_reference`` and ``<figure>_vs_previous`` as series over the steps.
+
+    Args:
+        comparison: The comparison.
+        local_dir: Also keep the files in this folder; by default they are rendered into a temporary
+            folder, removed after a successful upload.
+
+    Returns:
+        The comparison run's ID.
+
+    Raises:
+        TrackingError: If MLflow refuses a write; the rendered files stay in a local folder whose path
+            the message gives.
+    """
+    import mlflow
+
+    folder = Path(local_dir) if local_dir else Path(tempfile.mkdtemp(prefix="mlflow-explain-compare-"))
+    written = write_comparison(comparison, folder)
+    try:
+        with mlflow.start_run() as run:
+            mlflow.set_tag(artifacts.COMPARED_RUNS_TAG, ",".join(comparison.run_ids))
+            existing = mlflow.MlflowClient().get_run(run.info.run_id).data.params
+            params = {
+                "comparison": comparison.kind,
+                "top_k": comparison.top_k,
+                "force": comparison.forced,
+                "reference": comparison.versions[0].name,
+            }
+            mlflow.log_params({k: v for k, v in params.items() if k not in existing})
+            for name, path in written.items():
+                if name == artifacts.AGREEMENT_TABLE:
+                    mlflow.log_table(_read_table(path), artifact_file=f"{artifacts.COMPARISON_DIR}/{name}")
+                else:
+                    mlflow.log_artifact(str(path), artifact_path=artifacts.COMPARISON_DIR)
+            mlflow.log_metrics(comparison.metrics)
+            if comparison.kind == "steps":
+                for row in comparison.summary.itertuples():
+                    step = comparison.versions[row.version_b].step
+                    mlflow.log_metrics(
+                        {f"{figure}_vs_{row.relation}": float(getattr(row, figure)) for figure in _STEP_SERIES},
+                        step=step,
+                    )
+    except Exception as err:  # MLflow raises MlflowException, requests and OS errors alike
+        raise TrackingError(
+            f"could not log the comparison to MLflow ({type(err).__name__}: {err}). The comparison is kept in {folder}."
+        ) from err
+    if not local_dir:
+        shutil.rmtree(folder, ignore_errors=True)
+    return run.info.run_id
+
+
+_STEP_SERIES = ("spearman_mean", "top_k_overlap_mean", "prediction_changed_share")
+
+
+def _load_table(run_id: str, artifact_file: str) -> tuple[Version, pd.DataFrame]:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from mlflow_explain.compare import Version
+    from mlflow_explain.errors import ComparisonError
+
+    client = mlflow.MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as err:
+        raise ComparisonError(
+            f"run {run_id!r} does not exist in the tracking store {mlflow.get_tracking_uri()}. Check the run ID "
+            "(MLflow UI, or the ID the main/explain job printed) and MLFLOW_TRACKING_URI"
+        ) from err
+    version = Version(
+        name=f"{run.info.run_name} ({run_id[:8]})",
+        run_id=run_id,
+        params={
+            key: run.data.params.get(f"{key}_resolved", run.data.params[key])
+            for key in COMPARISON_PARAMS
+            if key in run.data.params
+        },
+        sample_hash=run.data.tags.get(artifacts.SAMPLE_HASH_TAG),
+    )
+    try:
+        table = client.load_table(run.info.experiment_id, artifact_file, run_ids=[run_id])
+    except MlflowException as err:
+        if artifact_file.startswith(artifacts.TRAINING_DIR):
+            hint = (
+                "it was not trained with mlflow_explain's Trainer callback (ExplainCallback), or no evaluation "
+                "ran yet; to compare separate runs, leave out --steps"
+            )
+        else:
+            hint = (
+                "compare runs logged by `mlflow-explain main` or `explain` (a run trained with the Trainer "
+                "callback compares its steps with --steps)"
+            )
+        raise ComparisonError(f"run {version.name} has no attribution table {artifact_file}: {hint}") from err
+    return version, table

@@ -5,12 +5,15 @@ Nothing here touches the disk or MLflow; :mod:`mlflow_explain.tracking` logs wha
 
 from __future__ import annotations
 
+from mlflow_explain.render.compare import attribution_difference_figure, render_comparison_html
 from mlflow_explain.render.html import render_html, score_to_color
 from mlflow_explain.render.plot import token_importance_figure, top_tokens_figure
 from mlflow_explain.render.table import attribution_table, sentence_table
 
 __all__ = [
+    "attribution_difference_figure",
     "attribution_table",
+    "render_comparison_html",
     "render_html",
     "score_to_color",
     "sentence_table",
