@@ -34,8 +34,9 @@ _LEVEL_NOTES = {
     "set": "tokens and words differ between versions: only the top-k token strings are compared",
 }
 _EXTRA_STYLE = """
-.params { display: block; color: #57606a; font-size: .8rem; white-space: normal; }
-.agreement { font-size: .85rem; white-space: nowrap; }
+.params { display: block; color: #57606a; font-size: .8rem; white-space: normal; max-width: 16rem; }
+.agreement { font-size: .85rem; min-width: 9rem; }
+td.tokens { min-width: 18rem; }
 .note { color: #57606a; font-size: .85rem; margin-left: .5rem; }
 table.overview { width: auto; margin: 0 0 1rem; }
 table.overview td, table.overview th { border-bottom: 1px solid #eaeef2; }
