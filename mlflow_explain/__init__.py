@@ -16,6 +16,7 @@ from mlflow_explain.attribution import (
 from mlflow_explain.config import DataConfig, ExplainConfig, TrainConfig
 from mlflow_explain.data import Example, TextDataset, load_dataset
 from mlflow_explain.errors import (
+    ComparisonError,
     ConfigError,
     DataError,
     ExplanationError,
@@ -28,6 +29,7 @@ from mlflow_explain.explanation import Explanation, LabelAttribution, TokenScore
 from mlflow_explain.sampling import sample_examples, sample_hash
 
 __all__ = [
+    "ComparisonError",
     "ConfigError",
     "DataConfig",
     "DataError",
