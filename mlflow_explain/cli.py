@@ -155,6 +155,7 @@ def main(**options) -> None:
     result = _run(lambda: run_main(*build(), explain_every=options["explain_every"]))
     click.echo(f"run {result.run_id}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items())))
     click.echo(f"model: {result.model_uri}")
+    click.echo(f"explainer: {result.explainer_uri}")
 
 
 @cli.command()
@@ -165,6 +166,14 @@ def main(**options) -> None:
 )
 @data_options
 @click.option("--max-length", default="", help="Longest input in tokens (default: the model's maximum).")
+@click.option(
+    "--log-explainer",
+    type=click.BOOL,
+    is_flag=False,
+    flag_value=True,
+    default=False,
+    help="Also log the explainer pyfunc model (runs:/<id>/explainer) for serving and Spark.",
+)
 @explain_options
 def explain(**options) -> None:
     """Load a trained classifier and explain a fixed sample of evaluation sentences."""
@@ -176,9 +185,12 @@ def explain(**options) -> None:
             _data_config(options),
             _explain_config(options),
             _optional_int(options["max_length"]),
+            log_explainer=options["log_explainer"],
         )
     )
     click.echo(f"run {result.run_id}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items())))
+    if result.explainer_uri:
+        click.echo(f"explainer: {result.explainer_uri}")
 
 
 @cli.command()
@@ -262,6 +274,68 @@ def compare(run_ids: tuple[str, ...], steps: str, force: bool, top_k: int, outpu
         )
     if output_dir:
         click.echo(f"written to {output_dir}")
+
+
+@cli.command("explain-file")
+@click.option("--input", "input_path", required=True, help="CSV / TSV / Parquet / JSONL file or folder to explain.")
+@click.option("--output", required=True, help="Folder of the Parquet table of explanations to write.")
+@click.option("--model", required=True, help="Explainer model URI: runs:/<id>/explainer, models:/<name>/<version>.")
+@click.option("--text-column", default="", help="Column holding the text (default: the explainer's).")
+@click.option("--label-column", default="", help="Column holding the true label (default: the explainer's).")
+@click.option(
+    "--input-format",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "csv", "tsv", "parquet", "json"]),
+    help="Input format; auto reads the suffix (.jsonl and .json are JSON Lines).",
+)
+@click.option("--method", default="", help="Attribution method (default: the explainer's, lig).")
+@click.option("--n-steps", default=0, type=click.IntRange(min=0), help="Integration steps (default: the explainer's).")
+@click.option("--target", default="", help="all, predicted, true, predicted+true or a label name (default: predicted).")
+@click.option("--level", default="", help="token or word (default: token).")
+@click.option("--partitions", default=0, show_default=True, type=click.IntRange(min=0), help="0: 2 x Spark cores.")
+@click.option("--overwrite", type=_Switch(), is_flag=False, flag_value=True, default=False, help="Replace --output.")
+@click.option("--master", default="", help="Spark master URL (default: spark-submit's, Databricks' or local[*]).")
+@click.option(
+    "--conf",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=lambda ctx, param, items: _key_values(items, param, ctx),
+    help="Spark setting, repeatable (as spark-submit --conf).",
+)
+def explain_file(**options) -> None:
+    """Explain every row of a large file on Spark with an explainer model; write a Parquet table.
+
+    Runs mlflow.pyfunc.spark_udf over the explainer that `main` logs (runs:/<id>/explainer) and logs
+    counts, time and quality figures to an MLflow run.
+    """
+    from mlflow_explain.spark import FileJob, run_explain_file
+
+    def job():
+        file_job = FileJob(
+            input=options["input_path"],
+            output=options["output"],
+            model=options["model"],
+            text_column=options["text_column"] or None,
+            label_column=options["label_column"] or None,
+            input_format=options["input_format"],
+            params={name: options[name] for name in ("method", "n_steps", "target", "level") if options[name]},
+            partitions=options["partitions"],
+            overwrite=options["overwrite"],
+        )
+        return run_explain_file(file_job, master=options["master"] or None, conf=options["conf"])
+
+    run_id, summary = _run(job)
+    click.echo(f"run {run_id}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(summary.metrics.items())))
+    click.echo(f"written to {options['output']}")
+
+
+def _key_values(items: tuple[str, ...], param, ctx) -> dict[str, str]:
+    pairs = [item.partition("=") for item in items]
+    bad = [item for item, (key, sep, _) in zip(items, pairs, strict=True) if not (key and sep)]
+    if bad:
+        raise click.BadParameter(f"expected KEY=VALUE, got {', '.join(map(repr, bad))}", ctx, param)
+    return {key: value for key, _, value in pairs}
 
 
 def _data_config(options: dict) -> DataConfig:

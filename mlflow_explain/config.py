@@ -12,6 +12,7 @@ from mlflow_explain.errors import ConfigError
 __all__ = [
     "DEFAULT_MODEL",
     "EMBEDDED_DATA",
+    "INTEGRATION_METHODS",
     "TARGETS",
     "DataConfig",
     "ExplainConfig",
@@ -28,6 +29,9 @@ TARGETS = ("all", "predicted", "true", "predicted+true")
 """Which labels to attribute for each sentence."""
 
 TEXT_FIELDS = ("title", "body")
+
+INTEGRATION_METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
+"""Integration rules of Integrated Gradients, named as Captum names them (Gauss-Legendre is Captum's default)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,13 @@ class ExplainConfig:
             ``None`` runs all steps of a sentence in one batch. Defaults to None.
         seed: Seed of the deterministic sample of sentences. Defaults to 42.
         top_k: Tokens shown per class in the summary plot. Defaults to 10.
+        integration: Integration rule of Integrated Gradients, one of :data:`INTEGRATION_METHODS`;
+            the Riemann rules need ``n_steps >= 2``. Defaults to ``"gausslegendre"``.
+        n_samples: Random permutations per sentence for sampling methods (``shapley-sampling``).
+            Defaults to 25.
+        quality: Also compute the quality metrics of :mod:`mlflow_explain.quality`
+            (comprehensiveness, sufficiency, their random references and the model-randomisation
+            check). Defaults to True.
     """
 
     n_explain: int = 18
@@ -139,6 +150,9 @@ class ExplainConfig:
     internal_batch_size: int | None = None
     seed: int = 42
     top_k: int = 10
+    integration: str = "gausslegendre"
+    n_samples: int = 25
+    quality: bool = True
 
     def __post_init__(self) -> None:
         if self.n_explain < 1:
@@ -153,5 +167,11 @@ class ExplainConfig:
             raise ConfigError(f"internal_batch_size must be at least 1, got {self.internal_batch_size}.")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}.")
+        if self.integration not in INTEGRATION_METHODS:
+            raise ConfigError(f"integration must be one of {', '.join(INTEGRATION_METHODS)}; got {self.integration!r}.")
+        if self.integration.startswith("riemann") and self.n_steps < 2:
+            raise ConfigError(f"integration {self.integration!r} needs n_steps >= 2, got {self.n_steps}.")
+        if self.n_samples < 1:
+            raise ConfigError(f"n_samples must be at least 1, got {self.n_samples}.")
         # The method name is checked against the registry when explaining, so that backends
         # registered after import are accepted too.

@@ -43,11 +43,13 @@ class JobResult:
         run_id: The MLflow run.
         metrics: Headline metrics (evaluation and explanation figures).
         model_uri: URI of the logged classifier, when the job logged one.
+        explainer_uri: URI of the logged explainer pyfunc model, when the job logged one.
     """
 
     run_id: str
     metrics: dict[str, float]
     model_uri: str | None = None
+    explainer_uri: str | None = None
 
 
 def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig, explain_every: int = 0) -> JobResult:
@@ -102,16 +104,30 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig,
         metrics = {f"eval_{k}": v for k, v in result.metrics.items()}
         metrics["train_seconds"] = result.train_seconds
         logger.info("evaluation: accuracy %.3f, macro-F1 %.3f", metrics["eval_accuracy"], metrics["eval_macro_f1"])
-        explained = _explain(model, tokenizer, dataset, explaining, training.max_length)
+        explained = _explain(model, tokenizer, dataset, explaining, training.max_length, run)
         with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
             tracking.log_training_history(result.history)
             mlflow.log_metrics(metrics)
             model_uri = tracking.log_model(model, tokenizer)
-        metrics |= _log_explained(explained, explaining, run)
-        return JobResult(run_id=run.info.run_id, metrics=metrics, model_uri=model_uri)
+            explainer_uri = tracking.log_explainer_model(
+                model,
+                tokenizer,
+                text_column=data.text_column,
+                label_column=data.label_column,
+                max_length=training.max_length,
+                n_steps=explaining.n_steps,
+            )
+        metrics |= _log_explained(explained, explaining)
+        return JobResult(run_id=run.info.run_id, metrics=metrics, model_uri=model_uri, explainer_uri=explainer_uri)
 
 
-def run_explain(model: str, data: DataConfig, explaining: ExplainConfig, max_length: int | None = None) -> JobResult:
+def run_explain(
+    model: str,
+    data: DataConfig,
+    explaining: ExplainConfig,
+    max_length: int | None = None,
+    log_explainer: bool = False,
+) -> JobResult:
     """Load a trained classifier and explain a fixed sample of its evaluation data.
 
     Args:
@@ -120,9 +136,11 @@ def run_explain(model: str, data: DataConfig, explaining: ExplainConfig, max_len
         data: The data whose evaluation split is sampled.
         explaining: How to explain.
         max_length: Longest input in tokens; defaults to the model's maximum.
+        log_explainer: Also log the explainer pyfunc model (``runs:/<run_id>/explainer``) for
+            serving and Spark. Defaults to False.
 
     Returns:
-        The run ID and metrics.
+        The run ID and metrics, and the explainer's URI when it was logged.
 
     Raises:
         MlflowExplainError: On bad data, a model that does not fit the data, or tracking errors.
@@ -142,11 +160,21 @@ def run_explain(model: str, data: DataConfig, explaining: ExplainConfig, max_len
         align_labels(classifier, dataset.labels)
         limit = max_input_length(classifier, tokenizer, max_length)
         metrics = {f"eval_{k}": v for k, v in evaluate(classifier, tokenizer, dataset, limit).items()}
-        explained = _explain(classifier, tokenizer, dataset, explaining, max_length)
+        explained = _explain(classifier, tokenizer, dataset, explaining, max_length, run)
         with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
             mlflow.log_metrics(metrics)
-        metrics |= _log_explained(explained, explaining, run)
-        return JobResult(run_id=run.info.run_id, metrics=metrics)
+            explainer_uri = None
+            if log_explainer:
+                explainer_uri = tracking.log_explainer_model(
+                    classifier,
+                    tokenizer,
+                    text_column=data.text_column,
+                    label_column=data.label_column,
+                    max_length=max_length,
+                    n_steps=explaining.n_steps,
+                )
+        metrics |= _log_explained(explained, explaining)
+        return JobResult(run_id=run.info.run_id, metrics=metrics, explainer_uri=explainer_uri)
 
 
 @dataclass(frozen=True)
@@ -154,11 +182,15 @@ class _Explained:
     sample: list
     explanations: list
     seconds: float
-    folder: Path
+    written: dict[str, Path]
+
+    @property
+    def folder(self) -> Path:
+        return self.written[artifacts.HTML_FILE].parent
 
 
-def _explain(model, tokenizer, dataset: TextDataset, explaining: ExplainConfig, max_length) -> _Explained:
-    """Explain the sample and write the artifacts to a local folder (kept until logged)."""
+def _explain(model, tokenizer, dataset: TextDataset, explaining: ExplainConfig, max_length, run) -> _Explained:
+    """Explain the sample and render the artifacts into a local folder at once (kept until logged)."""
     sample = sample_examples(dataset.eval, explaining.n_explain, explaining.seed)
     if len(sample) < explaining.n_explain:
         logger.warning(
@@ -169,32 +201,31 @@ def _explain(model, tokenizer, dataset: TextDataset, explaining: ExplainConfig, 
     started = time.perf_counter()
     explanations = explain_examples(model, tokenizer, sample, explaining, max_length=max_length)
     seconds = time.perf_counter() - started
+    subtitle = (
+        f"run {run.info.run_name} ({run.info.run_id[:8]}) · method {explaining.method} · "
+        f"n_steps {explaining.n_steps} · target {explaining.target} · {len(sample)} sentences"
+    )
     folder = Path(tempfile.mkdtemp(prefix="mlflow-explain-"))
-    return _Explained(sample, explanations, seconds, folder)
+    written = tracking.write_explanations(explanations, folder, subtitle=subtitle, top_k=explaining.top_k)
+    return _Explained(sample, explanations, seconds, written)
 
 
-def _log_explained(explained: _Explained, explaining: ExplainConfig, run) -> dict[str, float]:
+def _log_explained(explained: _Explained, explaining: ExplainConfig) -> dict[str, float]:
     import mlflow
 
     n = len(explained.sample)
-    subtitle = (
-        f"run {run.info.run_name} ({run.info.run_id[:8]}) · method {explaining.method} · "
-        f"n_steps {explaining.n_steps} · target {explaining.target} · {n} sentences"
-    )
     with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
         mlflow.set_tags(
             {artifacts.SAMPLE_HASH_TAG: sample_hash(explained.sample), artifacts.METHOD_TAG: explaining.method}
         )
-    metrics = tracking.log_explanations(
+    metrics = tracking.log_written_explanations(
+        explained.written,
         explained.explanations,
-        subtitle=subtitle,
-        top_k=explaining.top_k,
         extra_metrics={
             "explain_seconds": explained.seconds,
             "explain_seconds_per_sentence": explained.seconds / max(n, 1),
             "n_explained": float(n),
         },
-        keep_dir=explained.folder,
     )
     shutil.rmtree(explained.folder, ignore_errors=True)
     return metrics

@@ -27,6 +27,7 @@ __all__ = [
     "log_explanations",
     "log_model",
     "log_training_history",
+    "log_written_explanations",
     "tracking_errors",
     "write_explanations",
 ]
@@ -102,11 +103,9 @@ def write_explanations(
     figures.append((f"{artifacts.PLOTS_DIR}/{artifacts.SUMMARY_PLOT}", top_tokens_figure(explanations, top_k=top_k)))
     for name, figure in figures:
         try:
-            path = folder / name
-            tmp = path.with_name(f".{path.name}.tmp")
-            figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-            tmp.replace(path)
-            written[name] = path
+            with _atomic_path(folder / name) as tmp:
+                figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+            written[name] = folder / name
         finally:
             plt.close(figure)
     return written
@@ -143,10 +142,45 @@ def log_explanations(
         TrackingError: If MLflow refuses a write; the rendered files stay in a local folder
             whose path the message gives.
     """
-    import mlflow
-
     folder = Path(keep_dir) if keep_dir else Path(tempfile.mkdtemp(prefix="mlflow-explain-"))
     written = write_explanations(explanations, folder, title=title, subtitle=subtitle, top_k=top_k)
+    metrics = log_written_explanations(
+        written, explanations, step=step, artifact_dir=artifact_dir, extra_metrics=extra_metrics
+    )
+    if not keep_dir:
+        shutil.rmtree(folder, ignore_errors=True)
+    return metrics
+
+
+def log_written_explanations(
+    written: Mapping[str, Path],
+    explanations: Sequence[Explanation],
+    *,
+    step: int | None = None,
+    artifact_dir: str = artifacts.ARTIFACT_DIR,
+    extra_metrics: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """Log the files that :func:`write_explanations` rendered, with the images and metrics.
+
+    Jobs render right after explaining, so the files are on disk before anything can fail, and
+    log them later with this function.
+
+    Args:
+        written: What :func:`write_explanations` returned.
+        explanations: The explanations it rendered (for the image series and the metrics).
+        step: Step of the image and metric series (e.g. the global training step).
+        artifact_dir: Artifact folder in the run. Defaults to ``"explanations"``.
+        extra_metrics: More metrics to log with the summary (e.g. explanation time).
+
+    Returns:
+        The metrics that were logged.
+
+    Raises:
+        TrackingError: If MLflow refuses a write; the message gives the folder that holds the files.
+    """
+    import mlflow
+
+    folder = written[artifacts.HTML_FILE].parent
     metrics = {**summary_metrics(explanations), **(extra_metrics or {})}
     try:
         for name, path in written.items():
@@ -162,8 +196,6 @@ def log_explanations(
             f"could not log explanations to MLflow ({type(err).__name__}: {err}). "
             f"The explanations are kept in {folder}."
         ) from err
-    if not keep_dir:
-        shutil.rmtree(folder, ignore_errors=True)
     return metrics
 
 
@@ -324,10 +356,24 @@ def _read_table(path: Path):
 
 
 def _atomic_write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    with _atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
+
+
+@contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary name beside ``path``; rename it into place on success, remove it on error.
+
+    A reader (or an upload) sees the old complete file or the new complete one, never half of
+    one, and a failed write leaves no temporary file behind.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -515,3 +561,98 @@ def _load_table(run_id: str, artifact_file: str) -> tuple[Version, pd.DataFrame]
             )
         raise ComparisonError(f"run {version.name} has no attribution table {artifact_file}: {hint}") from err
     return version, table
+
+
+# ----------------------------------------------------------------------------------------------
+# The explainer as an MLflow pyfunc model (served over REST, run on Spark), and the summary of a
+# file explained on Spark (``mlflow-explain explain-file``).
+# ----------------------------------------------------------------------------------------------
+
+__all__ += ["EXPLAINER_ARTIFACT", "OUTPUT_TAG", "explainer_pip_requirements", "log_explainer_model", "log_file_summary"]
+
+EXPLAINER_ARTIFACT = "explainer"
+"""Artifact path of the logged explainer model (``runs:/<run_id>/explainer``)."""
+
+EXPLAINER_METADATA_KEY = "mlflow_explain"
+"""Key of the explainer's settings in its MLmodel ``metadata`` (the Spark job reads the column names there)."""
+
+OUTPUT_TAG = "mlflow_explain.output"
+"""Tag of an ``explain-file`` run: the Parquet table it wrote."""
+
+
+def explainer_pip_requirements() -> list[str]:
+    """Requirements of the logged explainer: this package's own dependencies, as installed.
+
+    The explainer runs this package's code, so the environment that serves it or runs it on Spark
+    needs ``mlflow-explain`` installed too (a wheel on the cluster; ``--env-manager local`` here).
+
+    Returns:
+        The requirement strings of the installed ``mlflow-explain`` distribution, extras left out.
+    """
+    from importlib.metadata import requires
+
+    return [r for r in requires("mlflow-explain") or [] if "extra ==" not in r]
+
+
+def log_explainer_model(
+    model,
+    tokenizer,
+    *,
+    text_column: str = "text",
+    label_column: str | None = "label",
+    max_length: int | None = None,
+    n_steps: int = 50,
+    artifact_path: str = EXPLAINER_ARTIFACT,
+) -> str:
+    """Log the explainer pyfunc model (:class:`~mlflow_explain.pyfunc.ExplainerModel`) to the active run.
+
+    The classifier and tokenizer are saved with ``save_pretrained`` into the model's ``classifier``
+    artifact, so the explainer is self-contained: ``mlflow models serve -m runs:/<id>/explainer``
+    and ``mlflow.pyfunc.spark_udf(spark, "runs:/<id>/explainer")`` need nothing else.
+
+    Args:
+        model: The classifier (its config names the labels).
+        tokenizer: Its tokenizer.
+        text_column: Input column holding the text. Defaults to ``"text"``.
+        label_column: Optional input column holding the true label. Defaults to ``"label"``.
+        max_length: Longest input in tokens. Defaults to the classifier's maximum.
+        n_steps: Default of the ``n_steps`` param. Defaults to 50.
+        artifact_path: Model name in the run. Defaults to ``"explainer"``.
+
+    Returns:
+        The logged model's URI.
+
+    Example:
+        >>> uri = log_explainer_model(model, tokenizer, text_column="sentence")  # doctest: +SKIP
+        >>> mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"sentence": ["..."]}))  # doctest: +SKIP
+    """
+    import mlflow
+
+    from mlflow_explain.pyfunc import CLASSIFIER_ARTIFACT, ExplainerModel
+
+    explainer = ExplainerModel(text_column, label_column, max_length, n_steps=n_steps)
+    with tempfile.TemporaryDirectory(prefix="mlflow-explain-explainer-") as folder:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        info = mlflow.pyfunc.log_model(
+            name=artifact_path,
+            python_model=explainer,
+            artifacts={CLASSIFIER_ARTIFACT: folder},
+            signature=explainer.signature(),
+            pip_requirements=explainer_pip_requirements(),
+            metadata={EXPLAINER_METADATA_KEY: {"text_column": text_column, "label_column": label_column}},
+        )
+    return info.model_uri
+
+
+def log_file_summary(metrics: Mapping[str, float], output: str) -> None:
+    """Log what an ``explain-file`` job did to the active run: its figures and where the table went.
+
+    Args:
+        metrics: Counts, timings and quality figures.
+        output: Where the Parquet table was written (tag :data:`OUTPUT_TAG`).
+    """
+    import mlflow
+
+    mlflow.log_metrics(dict(metrics))
+    mlflow.set_tag(OUTPUT_TAG, output)

@@ -28,3 +28,30 @@ def tracking(tmp_path, monkeypatch):
     while mlflow.active_run():
         mlflow.end_run()
     mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` (sqlite store, proxied artifacts) on 127.0.0.1, shared by the session."""
+    from mlflow_server import start_mlflow_server
+
+    with start_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server
+
+
+@pytest.fixture
+def server_tracking(mlflow_server, request, monkeypatch):
+    """Log to :func:`mlflow_server` over HTTP, into a new experiment named after the test; yields its ID."""
+    import uuid
+
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    mlflow.set_tracking_uri(mlflow_server.url)
+    name = f"{request.node.name}-{uuid.uuid4().hex[:8]}"
+    experiment_id = mlflow.MlflowClient().create_experiment(name)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    yield experiment_id
+    while mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)

@@ -1,5 +1,17 @@
 """The attribution engine: backends behind one registry.
 
+Native backends (batched over sentences and labels; ``gradients.py``, ``perturbation.py``):
+
+- ``lig``: Layer Integrated Gradients on the word embeddings, the recommended default;
+- ``lig-parity``: the same, configured like transformers-interpret (its scores within 1e-3);
+- ``saliency``, ``input-x-gradient``: single-gradient methods;
+- ``occlusion``, ``shapley-sampling``: perturbation methods, forward passes only.
+
+``interpret-lig`` runs transformers-interpret itself, one sentence and one label at a time.
+
+Every backend returns L2-normalised scores per sentence and label, so that tables, HTML and plots
+compare across methods, and convergence deltas in raw output units.
+
 Example:
     >>> "interpret-lig" in list_attribution_methods()
     True
@@ -66,9 +78,12 @@ def get_attribution_method(name: str) -> AttributionMethod:
 
 
 def _register_builtins() -> None:
+    from mlflow_explain.attribution.gradients import InputXGradient, LayerIG, LayerIGParity, Saliency
     from mlflow_explain.attribution.interpret import InterpretLIG
+    from mlflow_explain.attribution.perturbation import Occlusion, ShapleySampling
 
-    register_attribution_method(InterpretLIG.name, InterpretLIG)
+    for backend in (LayerIG, LayerIGParity, Saliency, InputXGradient, Occlusion, ShapleySampling, InterpretLIG):
+        register_attribution_method(backend.name, backend)
 
 
 _register_builtins()

@@ -1,0 +1,287 @@
+"""Gradient methods on the word embeddings, batched over sentences, steps and labels.
+
+- :func:`integrated_gradients`: Layer Integrated Gradients (backends ``lig`` and ``lig-parity``);
+- :func:`saliency`: the L2 norm of the gradient of each token's embedding (``saliency``);
+- :func:`input_x_gradient`: embedding times gradient, summed over the hidden size (``input-x-gradient``).
+
+They share one loop: rows (a sentence at an interpolation point) are grouped by length into passes
+bounded by ``internal_batch_size`` or a token budget; each pass is one forward pass with the word
+embeddings replaced, and the gradients of all of a row's target labels come from that one pass.
+The functions return raw scores; the backends divide them by their L2 norm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import numpy as np
+import torch
+
+from mlflow_explain.attribution._engine import (
+    Row,
+    SentenceInputs,
+    activation_jacobian,
+    forward_logits,
+    l2_normalize,
+    model_device,
+    padded_targets,
+    plan_passes,
+    probabilities,
+    stack_rows,
+    target_token_scores,
+    token_budget,
+)
+from mlflow_explain.attribution.base import EncodedText, RawAttribution, output_activation
+from mlflow_explain.config import ExplainConfig
+
+__all__ = [
+    "InputXGradient",
+    "LayerIG",
+    "LayerIGParity",
+    "Saliency",
+    "input_x_gradient",
+    "integrated_gradients",
+    "saliency",
+]
+
+# reduce(gradient, input_embeddings, baseline_embeddings) -> per-token values
+_Reduce = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def integrated_gradients(
+    model,
+    tokenizer,
+    texts: Sequence[EncodedText],
+    targets: Sequence[Sequence[int]],
+    *,
+    n_steps: int = 50,
+    integration: str = "gausslegendre",
+    internal_batch_size: int | None = None,
+    parity: bool = False,
+) -> list[RawAttribution]:
+    """Layer Integrated Gradients on the word embeddings, raw (not normalised).
+
+    The word embeddings move from the baseline (special tokens kept, other tokens replaced by the
+    pad token) to the input along Captum's integration points; a token's score is its embedding
+    difference times the integrated gradient, summed over the hidden size. The convergence delta
+    is ``sum(scores) - (f(input) - f(baseline))`` in probability units, ``f`` being the softmax
+    (or, for multi-label models, sigmoid) output of the label.
+
+    Args:
+        model: A ``...ForSequenceClassification`` model in eval mode; tensors follow its device.
+        tokenizer: Its tokenizer.
+        texts: Encoded sentences.
+        targets: For each sentence, the label indices to attribute (lists may differ).
+        n_steps: Integration points. Defaults to 50.
+        integration: A Captum integration rule (:data:`mlflow_explain.config.INTEGRATION_METHODS`).
+            Defaults to ``"gausslegendre"``.
+        internal_batch_size: Most rows (interpolated sentences) per forward pass; ``None`` bounds
+            the padded tokens per pass instead. Defaults to None.
+        parity: Use transformers-interpret's position and token type ids
+            (see :class:`~mlflow_explain.attribution._engine.SentenceInputs`). Defaults to False.
+
+    Returns:
+        One :class:`RawAttribution` per sentence, with deltas.
+
+    Example:
+        >>> raw = integrated_gradients(model, tokenizer, encoded, [[0, 1]] * len(encoded))  # doctest: +SKIP
+    """
+    from captum.attr._utils.approximation_methods import approximation_parameters
+
+    step_sizes, alphas = approximation_parameters(integration)
+    points = list(zip(alphas(n_steps), step_sizes(n_steps), strict=True))
+    inputs = SentenceInputs(model, tokenizer, texts, parity=parity)
+    raw = _gradient_scores(
+        model, inputs, targets, points, _along_path, linear=True, internal_batch_size=internal_batch_size
+    )
+    activation = output_activation(model)
+    ends = probabilities(
+        model,
+        [inputs.input_row(i) for i in range(len(inputs))] + [inputs.baseline_row(i) for i in range(len(inputs))],
+        inputs.pad_id,
+        activation,
+        internal_batch_size,
+    ).double()
+    results = []
+    for i, (scores, label_ids) in enumerate(zip(raw, targets, strict=True)):
+        change = (ends[i] - ends[len(inputs) + i])[list(label_ids)].numpy()
+        results.append(RawAttribution(scores=scores, deltas=scores.sum(axis=1) - change))
+    return results
+
+
+def saliency(
+    model,
+    tokenizer,
+    texts: Sequence[EncodedText],
+    targets: Sequence[Sequence[int]],
+    *,
+    internal_batch_size: int | None = None,
+) -> list[RawAttribution]:
+    """L2 norm of the gradient of each label output with respect to each token's word embedding.
+
+    Special tokens score 0, as in the other methods. Arguments as in :func:`integrated_gradients`.
+
+    Returns:
+        One :class:`RawAttribution` per sentence, without deltas.
+    """
+    inputs = SentenceInputs(model, tokenizer, texts)
+    raw = _gradient_scores(
+        model, inputs, targets, [(1.0, 1.0)], _norm, linear=False, internal_batch_size=internal_batch_size
+    )
+    return [RawAttribution(scores=_zero_special(s, t)) for s, t in zip(raw, texts, strict=True)]
+
+
+def input_x_gradient(
+    model,
+    tokenizer,
+    texts: Sequence[EncodedText],
+    targets: Sequence[Sequence[int]],
+    *,
+    internal_batch_size: int | None = None,
+) -> list[RawAttribution]:
+    """Word embedding times its gradient, summed over the hidden size, for each label output.
+
+    Special tokens score 0, as in the other methods. Arguments as in :func:`integrated_gradients`.
+
+    Returns:
+        One :class:`RawAttribution` per sentence, without deltas.
+    """
+    inputs = SentenceInputs(model, tokenizer, texts)
+    raw = _gradient_scores(
+        model, inputs, targets, [(1.0, 1.0)], _times_input, linear=True, internal_batch_size=internal_batch_size
+    )
+    return [RawAttribution(scores=_zero_special(s, t)) for s, t in zip(raw, texts, strict=True)]
+
+
+def _along_path(gradient: torch.Tensor, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    return (gradient * (x - x0)).sum(-1)
+
+
+def _times_input(gradient: torch.Tensor, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    return (gradient * x).sum(-1)
+
+
+def _norm(gradient: torch.Tensor, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(gradient, dim=-1)
+
+
+def _zero_special(scores: np.ndarray, text: EncodedText) -> np.ndarray:
+    return np.where(np.asarray(text.special, dtype=bool)[None, :], 0.0, scores)
+
+
+def _gradient_scores(
+    model,
+    inputs: SentenceInputs,
+    targets: Sequence[Sequence[int]],
+    points: Sequence[tuple[float, float]],
+    reduce: _Reduce,
+    linear: bool,
+    internal_batch_size: int | None,
+) -> list[np.ndarray]:
+    """Sum over ``points`` ``(alpha, weight)`` of ``weight * reduce(grad at x0 + alpha (x - x0))``.
+
+    Returns:
+        For each sentence, an array ``(len(targets[i]), n_tokens)``.
+    """
+    device = model_device(model)
+    activation = output_activation(model)
+    embedding = model.get_input_embeddings()
+    labels, valid = padded_targets(targets)
+    alphas = torch.tensor([a for a, _ in points], device=device)
+    weights = torch.tensor([w for _, w in points], device=device)
+    totals = [np.zeros((len(t), n)) for t, n in zip(targets, inputs.lengths, strict=True)]
+    n_rows = [len(points)] * len(inputs)
+    with torch.enable_grad():
+        for batch in plan_passes(inputs.lengths, n_rows, internal_batch_size, token_budget(device)):
+            sentence = torch.tensor([i for i, _ in batch])
+            slots = int(valid[sentence].sum(dim=1).max())  # the most targets of a sentence in this pass
+            if slots == 0:
+                continue
+            point = torch.tensor([k for _, k in batch], device=device)
+            unique, local = torch.unique_consecutive(sentence, return_inverse=True)
+            local = local.to(device)
+            batch_inputs = stack_rows([inputs.input_row(i) for i in unique.tolist()], inputs.pad_id, device)
+            baseline = stack_rows([Row(inputs.baseline_ids[i]) for i in unique.tolist()], inputs.pad_id, device)
+            with torch.no_grad():
+                x = embedding(batch_inputs["input_ids"])[local]
+                x0 = embedding(baseline["input_ids"])[local]
+            path = torch.lerp(x0, x, alphas[point].view(-1, 1, 1).to(x.dtype)).requires_grad_(True)
+            logits = forward_logits(model, {k: v[local] for k, v in batch_inputs.items()}, path)
+            cotangents = activation_jacobian(logits.detach(), activation, labels[sentence, :slots].to(device))
+            cotangents *= valid[sentence, :slots, None].to(device) * weights[point].view(-1, 1, 1)
+            scores = target_token_scores(
+                logits, path, cotangents, partial(reduce, x=x, x0=x0), linear=linear, activation=activation
+            )
+            per_sentence = torch.zeros((len(unique), *scores.shape[1:]), device=device).index_add_(0, local, scores)
+            for i, values in zip(unique.tolist(), per_sentence.cpu().double().numpy(), strict=True):
+                n_targets, n_tokens = totals[i].shape
+                totals[i] += values[:n_targets, :n_tokens]
+    return totals
+
+
+class LayerIG:
+    """Layer Integrated Gradients on the word embeddings, many sentences and labels at once."""
+
+    name = "lig"
+    description = (
+        "Layer Integrated Gradients on the word embeddings (native, batched over sentences, steps and "
+        "labels); baseline: special tokens kept, others [PAD]; L2-normalised scores, raw deltas."
+    )
+    parity = False
+
+    def attribute(
+        self,
+        model,
+        tokenizer,
+        texts: Sequence[EncodedText],
+        targets: Sequence[Sequence[int]],
+        config: ExplainConfig,
+    ) -> list[RawAttribution]:
+        """See :meth:`mlflow_explain.attribution.base.AttributionMethod.attribute`."""
+        raw = integrated_gradients(
+            model,
+            tokenizer,
+            texts,
+            targets,
+            n_steps=config.n_steps,
+            integration=config.integration,
+            internal_batch_size=config.internal_batch_size,
+            parity=self.parity,
+        )
+        return [l2_normalize(r) for r in raw]
+
+
+class LayerIGParity(LayerIG):
+    """:class:`LayerIG` with transformers-interpret's position and token type ids."""
+
+    name = "lig-parity"
+    description = (
+        "Native Layer Integrated Gradients configured like transformers-interpret (explicit position ids, "
+        "token type 1 on the last [SEP], all-zero ids in the delta's baseline): same scores, much faster."
+    )
+    parity = True
+
+
+class Saliency:
+    """Gradient norm of each token's word embedding."""
+
+    name = "saliency"
+    description = "Saliency: L2 norm of the gradient of the label output per token embedding; L2-normalised."
+
+    def attribute(self, model, tokenizer, texts, targets, config: ExplainConfig) -> list[RawAttribution]:
+        """See :meth:`mlflow_explain.attribution.base.AttributionMethod.attribute`."""
+        raw = saliency(model, tokenizer, texts, targets, internal_batch_size=config.internal_batch_size)
+        return [l2_normalize(r) for r in raw]
+
+
+class InputXGradient:
+    """Word embedding times gradient, summed over the hidden size."""
+
+    name = "input-x-gradient"
+    description = "Input x Gradient on the word embeddings, summed over the hidden size; L2-normalised."
+
+    def attribute(self, model, tokenizer, texts, targets, config: ExplainConfig) -> list[RawAttribution]:
+        """See :meth:`mlflow_explain.attribution.base.AttributionMethod.attribute`."""
+        raw = input_x_gradient(model, tokenizer, texts, targets, internal_batch_size=config.internal_batch_size)
+        return [l2_normalize(r) for r in raw]

@@ -1,0 +1,318 @@
+"""The explainer as an MLflow ``pyfunc`` model: a DataFrame of texts in, one explanation per row out.
+
+MLflow serves a ``pyfunc`` model over REST (``mlflow models serve``) and runs it on Spark
+(``mlflow.pyfunc.spark_udf``); :class:`ExplainerModel` is that model. It loads the classifier
+once per process (:meth:`ExplainerModel.load_context`) and explains each incoming batch with one
+call to :func:`~mlflow_explain.explainer.explain_examples`, which batches inside the attribution
+backend. :func:`mlflow_explain.tracking.log_explainer_model` logs it.
+
+Input: a DataFrame with a text column and, optionally, a true-label column (names chosen when the
+model is logged). Params, per request: ``method``, ``n_steps``, ``target`` and ``level``
+(:data:`PARAM_TYPES`). Output, one row per input row: :data:`OUTPUT_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+from mlflow_explain.attribution import list_attribution_methods
+from mlflow_explain.config import TARGETS, ExplainConfig
+from mlflow_explain.data import Example
+from mlflow_explain.errors import ConfigError
+from mlflow_explain.explanation import Explanation
+
+__all__ = [
+    "CLASSIFIER_ARTIFACT",
+    "DEFAULT_METHOD",
+    "LEVELS",
+    "OUTPUT_COLUMNS",
+    "PARAM_TYPES",
+    "SPARK_RESULT_TYPE",
+    "ExplainerModel",
+    "explain_frame",
+]
+
+logger = logging.getLogger(__name__)
+
+CLASSIFIER_ARTIFACT = "classifier"
+"""Key of the model artifact that holds the classifier and tokenizer (``save_pretrained`` folder)."""
+
+DEFAULT_METHOD = "lig"
+"""Default attribution method of the explainer: the batched Layer Integrated Gradients backend."""
+
+LEVELS = ("token", "word")
+"""Granularity of the output: input tokens (special tokens included) or words (pieces merged)."""
+
+PARAM_TYPES = {"method": "string", "n_steps": "long", "target": "string", "level": "string"}
+"""The model's params (MLflow types); callers pass them per request or per Spark UDF."""
+
+OUTPUT_COLUMNS = {
+    "predicted_label": "string",
+    "predicted_probability": "double",
+    "attributed_labels": "array<string>",
+    "tokens": "array<string>",
+    "scores": "array<array<double>>",
+    "convergence_deltas": "array<double>",
+    "truncated": "boolean",
+    "attributions_json": "string",
+}
+"""Output columns and their types (Spark DDL), in order.
+
+- ``attributed_labels``: the labels attributed, in the order of ``scores`` (label order for ``all``);
+- ``tokens``: the input tokens (``level="token"``, ``[CLS]``/``[SEP]`` included) or the words;
+- ``scores``: one list per attributed label, aligned with ``tokens``;
+- ``convergence_deltas``: completeness error per attributed label (empty for methods without one);
+- ``attributions_json``: the same as one JSON string, for sinks that need a flat type.
+
+A row whose text is missing or blank gets nulls and empty lists.
+"""
+
+SPARK_RESULT_TYPE = ", ".join(f"{name} {ddl}" for name, ddl in OUTPUT_COLUMNS.items())
+"""``result_type`` for :func:`mlflow.pyfunc.spark_udf`: a struct of :data:`OUTPUT_COLUMNS`."""
+
+
+class ExplainerModel(mlflow.pyfunc.PythonModel):
+    """Explain a classifier's predictions for each row of a DataFrame.
+
+    The constructor only stores settings; the classifier is loaded by :meth:`load_context`.
+
+    Args:
+        text_column: Input column holding the text. Defaults to ``"text"``.
+        label_column: Optional input column holding the true label (used by the ``true`` and
+            ``predicted+true`` targets). Defaults to ``"label"``.
+        max_length: Longest input in tokens; longer texts are truncated and flagged. Defaults to
+            the classifier's maximum.
+        method: Default of the ``method`` param. Defaults to :data:`DEFAULT_METHOD`.
+        n_steps: Default of the ``n_steps`` param. Defaults to 50.
+        target: Default of the ``target`` param: ``all``, ``predicted``, ``true``,
+            ``predicted+true`` or a label name. Defaults to ``"predicted"``.
+        level: Default of the ``level`` param, one of :data:`LEVELS`. Defaults to ``"token"``.
+
+    Raises:
+        ConfigError: If a default is out of range or names an unknown method or level.
+
+    Example:
+        >>> explainer = ExplainerModel(text_column="sentence", n_steps=20)
+        >>> explainer.defaults["target"]
+        'predicted'
+    """
+
+    def __init__(
+        self,
+        text_column: str = "text",
+        label_column: str | None = "label",
+        max_length: int | None = None,
+        method: str = DEFAULT_METHOD,
+        n_steps: int = 50,
+        target: str = "predicted",
+        level: str = "token",
+    ) -> None:
+        if label_column == text_column:
+            raise ConfigError(f"the text and label columns must differ; both are {text_column!r}.")
+        self.text_column = text_column
+        self.label_column = label_column
+        self.max_length = max_length
+        self.defaults = {"method": method, "n_steps": n_steps, "target": target, "level": level}
+        _explain_settings(self.defaults, labels=None)
+        self._model = None
+        self._tokenizer = None
+
+    def signature(self):
+        """The MLflow model signature: input columns, output columns and params with their defaults.
+
+        Returns:
+            A :class:`mlflow.models.ModelSignature`.
+        """
+        from mlflow.models import ModelSignature
+        from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+
+        inputs = [ColSpec("string", self.text_column)]
+        if self.label_column:
+            inputs.append(ColSpec("string", self.label_column, required=False))
+        return ModelSignature(
+            inputs=Schema(inputs),
+            outputs=Schema([ColSpec(_mlflow_type(ddl), name) for name, ddl in OUTPUT_COLUMNS.items()]),
+            params=ParamSchema([ParamSpec(name, kind, self.defaults[name]) for name, kind in PARAM_TYPES.items()]),
+        )
+
+    def load_context(self, context) -> None:
+        """Load the classifier and tokenizer from the model's ``classifier`` artifact, once per process.
+
+        Args:
+            context: MLflow's ``PythonModelContext``.
+        """
+        from mlflow_explain.modeling import load_pretrained
+
+        self._model, self._tokenizer = load_pretrained(context.artifacts[CLASSIFIER_ARTIFACT])
+        self._model.eval()
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Explain each row of ``model_input``.
+
+        Args:
+            context: MLflow's ``PythonModelContext``.
+            model_input: A DataFrame with the text column (and optionally the label column).
+            params: Overrides of ``method``, ``n_steps``, ``target`` and ``level``.
+
+        Returns:
+            One row per input row with the columns of :data:`OUTPUT_COLUMNS`.
+
+        Raises:
+            MlflowException: ``INVALID_PARAMETER_VALUE`` (HTTP 400 when served) for an unknown
+                method, level or label, or a missing text column.
+        """
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        if self._model is None:
+            raise MlflowException("the explainer is not loaded; load it with mlflow.pyfunc.load_model(...)")
+        try:
+            return explain_frame(
+                self._model,
+                self._tokenizer,
+                model_input,
+                {**self.defaults, **(params or {})},
+                text_column=self.text_column,
+                label_column=self.label_column,
+                max_length=self.max_length,
+            )
+        except ConfigError as err:
+            raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from err
+
+
+def explain_frame(
+    model,
+    tokenizer,
+    frame: pd.DataFrame,
+    params: Mapping[str, Any],
+    *,
+    text_column: str = "text",
+    label_column: str | None = "label",
+    max_length: int | None = None,
+) -> pd.DataFrame:
+    """Explain each row of a DataFrame in one batched call; the work behind :class:`ExplainerModel`.
+
+    Args:
+        model: The classifier.
+        tokenizer: Its tokenizer.
+        frame: Rows with a text column and optionally a true-label column.
+        params: ``method``, ``n_steps``, ``target`` and ``level`` (all four).
+        text_column: Column holding the text. Defaults to ``"text"``.
+        label_column: Column holding the true label, used when present. Defaults to ``"label"``.
+        max_length: Longest input in tokens. Defaults to the classifier's maximum.
+
+    Returns:
+        One row per input row, columns :data:`OUTPUT_COLUMNS`; rows without text get nulls.
+
+    Raises:
+        ConfigError: For an unknown method, level or target label, or a missing text column.
+        ExplanationError: If the attribution backend fails.
+    """
+    from mlflow_explain.explainer import explain_examples
+
+    if text_column not in frame.columns:
+        raise ConfigError(f"the input has no text column {text_column!r}; its columns: {', '.join(map(str, frame))}.")
+    labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+    config, target_label, level = _explain_settings(params, labels)
+    texts = [None if _missing(t) else str(t) for t in frame[text_column]]
+    if label_column in frame.columns:
+        true_labels = [None if _missing(x) else str(x) for x in frame[label_column]]
+    else:
+        true_labels = [None] * len(frame)
+    rows = [i for i, text in enumerate(texts) if text is not None]
+    if len(rows) < len(texts):
+        logger.warning(
+            "%d of %d rows have no text in column %r; their results are empty.",
+            len(texts) - len(rows),
+            len(texts),
+            text_column,
+        )
+    examples = [Example(texts[i], target_label or true_labels[i]) for i in rows]
+    explained = (
+        explain_examples(model, tokenizer, examples, config, max_length=max_length, progress=False) if examples else []
+    )
+    records = [_empty_row() for _ in texts]
+    for i, explanation in zip(rows, explained, strict=True):
+        records[i] = _row(explanation, level)
+    return pd.DataFrame.from_records(records, columns=list(OUTPUT_COLUMNS))
+
+
+def _empty_row() -> dict:
+    return {
+        "predicted_label": None,
+        "predicted_probability": None,
+        "attributed_labels": [],
+        "tokens": [],
+        "scores": [],
+        "convergence_deltas": [],
+        "truncated": False,
+        "attributions_json": "null",
+    }
+
+
+def _row(explanation: Explanation, level: str) -> dict:
+    if level == "word":
+        tokens = [w.word for w in explanation.attributions[0].words]
+        scores = [[w.score for w in a.words] for a in explanation.attributions]
+    else:
+        tokens = [t.token for t in explanation.attributions[0].tokens]
+        scores = [[t.score for t in a.tokens] for a in explanation.attributions]
+    deltas = [a.convergence_delta for a in explanation.attributions if a.convergence_delta is not None]
+    attributions = [
+        {"label": a.label, "probability": a.probability, "convergence_delta": a.convergence_delta, "scores": s}
+        for a, s in zip(explanation.attributions, scores, strict=True)
+    ]
+    return {
+        "predicted_label": explanation.predicted_label,
+        "predicted_probability": explanation.predicted_probability,
+        "attributed_labels": list(explanation.attributed_labels),
+        "tokens": tokens,
+        "scores": scores,
+        "convergence_deltas": deltas,
+        "truncated": explanation.truncated,
+        "attributions_json": json.dumps(
+            {"level": level, "tokens": tokens, "attributions": attributions}, ensure_ascii=False
+        ),
+    }
+
+
+def _explain_settings(params: Mapping[str, Any], labels: Sequence[str] | None) -> tuple[ExplainConfig, str | None, str]:
+    """Validate the params; a label-name target becomes ``target="true"`` with that label as the true one.
+
+    With ``labels=None`` (no classifier loaded yet) a target that is not a keyword is accepted as a label.
+    """
+    method, level, target = str(params["method"]), str(params["level"]), str(params["target"])
+    if method not in list_attribution_methods():
+        raise ConfigError(
+            f"unknown attribution method {method!r}; choose one of {', '.join(list_attribution_methods())}."
+        )
+    if level not in LEVELS:
+        raise ConfigError(f"level must be one of {', '.join(LEVELS)}; got {level!r}.")
+    target_label = None
+    if target not in TARGETS:
+        if labels is not None and target not in labels:
+            raise ConfigError(
+                f"target {target!r} is neither one of {', '.join(TARGETS)} nor a label of the model; "
+                f"the labels are {', '.join(labels)}."
+            )
+        target_label, target = target, "true"
+    return ExplainConfig(method=method, n_steps=int(params["n_steps"]), target=target), target_label, level
+
+
+def _missing(value: object) -> bool:
+    return not value.strip() if isinstance(value, str) else bool(pd.isna(value))
+
+
+def _mlflow_type(ddl: str):
+    """MLflow column type of a Spark DDL type such as ``array<array<double>>``."""
+    from mlflow.types.schema import Array
+
+    if ddl.startswith("array<") and ddl.endswith(">"):
+        return Array(_mlflow_type(ddl[len("array<") : -1]))
+    return ddl
