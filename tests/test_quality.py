@@ -12,7 +12,7 @@ from builders import english_rows, save_tiny_english_model
 from mlflow_explain.config import ExplainConfig, TrainConfig
 from mlflow_explain.data import Example, TextDataset
 from mlflow_explain.explainer import explain_examples
-from mlflow_explain.explanation import Explanation, LabelAttribution, TokenScore
+from mlflow_explain.explanation import Explanation, LabelAttribution
 from mlflow_explain.modeling import load_pretrained, train
 from mlflow_explain.quality import (
     evaluate_quality,
