@@ -9,6 +9,9 @@ TABLE_FILE = "attributions.json"
 """Long attribution table, logged with ``mlflow.log_table`` (``mlflow.load_table`` joins runs)."""
 
 TABLE_CSV = "attributions.csv"
+QUALITY_FILE = "quality.json"
+"""Per-sentence quality figures (:mod:`mlflow_explain.quality`), logged with ``mlflow.log_table``."""
+
 SENTENCES_FILE = "sentences.json"
 HTML_FILE = "explanations.html"
 WORDS_HTML_FILE = "explanations_words.html"

@@ -7,8 +7,8 @@ reports to:
 * the rows of the attribution table with ``step`` and ``epoch`` columns, appended to
   ``explanations/training/attributions.json`` so one table shows how attributions evolve;
 * a token-importance plot per sentence as an image series (``mlflow.log_image(key=..., step=...)``);
-* per-step metrics: explanation time, mean predicted-label probability, probe accuracy and the
-  completeness error;
+* per-step metrics: explanation time, mean predicted-label probability, probe accuracy, the
+  completeness error and, with ``config.quality``, the quality metrics of :mod:`mlflow_explain.quality`;
 * at the end, the HTML pages and the per-class summary plot of the final step.
 
 Explaining must not change training: the callback saves and restores the random number
@@ -35,6 +35,7 @@ from mlflow_explain import artifacts
 from mlflow_explain.config import ExplainConfig
 from mlflow_explain.data import Example, TextDataset
 from mlflow_explain.explanation import Explanation, summary_metrics
+from mlflow_explain.quality import evaluate_quality, quality_metrics
 from mlflow_explain.sampling import sample_examples, sample_hash
 
 __all__ = ["ExplainCallback"]
@@ -161,18 +162,26 @@ class ExplainCallback(TrainerCallback):
                     model, self.tokenizer, self.probe, self.config, max_length=self.max_length, progress=False
                 )
                 seconds = time.perf_counter() - started
+                quality = {}
+                if self.config.quality:
+                    qualities = evaluate_quality(
+                        model, self.tokenizer, explanations, self.config, max_length=self.max_length
+                    )
+                    quality = quality_metrics(qualities)
         except Exception as err:  # out of memory, a bad probe text, ...: warn and let training go on
             self._warn(f"could not explain the probe sentences at step {step}", err)
             return
         self._last = (step, explanations)
         try:
-            self._log_step(explanations, step, epoch, seconds)
+            self._log_step(explanations, step, epoch, seconds, quality)
         except Exception as err:  # tracking store down, ...: keep the explanations locally
             folder = self._keep_locally(args, explanations, f"step-{step:06d}")
             self._warn(f"could not log the explanations of step {step}; they are kept in {folder}", err)
             print(f"mlflow-explain: explanations of step {step} kept in {folder}", flush=True)
 
-    def _log_step(self, explanations: list[Explanation], step: int, epoch: float, seconds: float) -> None:
+    def _log_step(
+        self, explanations: list[Explanation], step: int, epoch: float, seconds: float, quality: dict[str, float]
+    ) -> None:
         import matplotlib.pyplot as plt
         import mlflow
         from mlflow.entities import Metric
@@ -195,6 +204,7 @@ class ExplainCallback(TrainerCallback):
                 plt.close(figure)
         values = {f"probe_{k}": v for k, v in summary_metrics(explanations).items()}
         values["probe_explain_seconds"] = seconds
+        values |= {f"probe_{k}": v for k, v in quality.items()}
         now = int(time.time() * 1000)
         client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
 

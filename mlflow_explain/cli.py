@@ -11,6 +11,7 @@ from mlflow_explain.attribution import list_attribution_methods
 from mlflow_explain.config import (
     DEFAULT_MODEL,
     EMBEDDED_DATA,
+    INTEGRATION_METHODS,
     TARGETS,
     DataConfig,
     ExplainConfig,
@@ -74,6 +75,26 @@ def data_options(func):
     return func
 
 
+class _Switch(click.ParamType):
+    """``true``/``false`` for an option that may also be given bare (``--force`` means ``--force=true``)."""
+
+    name = "boolean"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "y", "on"):
+            return True
+        if text in ("false", "0", "no", "n", "off", ""):
+            return False
+        self.fail(
+            f"{value!r} is not true or false; give {param.opts[0]} after the run IDs, or as {param.opts[0]}=true",
+            param,
+            ctx,
+        )
+
+
 def explain_options(func):
     """Options shared by the commands that explain."""
     options = [
@@ -81,7 +102,7 @@ def explain_options(func):
         click.option("--n-steps", default=50, show_default=True, type=int, help="Integrated Gradients steps."),
         click.option(
             "--method",
-            default="interpret-lig",
+            default="lig",
             show_default=True,
             help=f"Attribution method: {', '.join(list_attribution_methods())}.",
         ),
@@ -92,7 +113,26 @@ def explain_options(func):
             type=click.Choice(TARGETS),
             help="Labels to attribute per sentence.",
         ),
-        click.option("--internal-batch-size", default="", help="Largest interpolation batch (default: no limit)."),
+        click.option(
+            "--integration",
+            default="gausslegendre",
+            show_default=True,
+            type=click.Choice(INTEGRATION_METHODS),
+            help="Integration rule of Integrated Gradients.",
+        ),
+        click.option(
+            "--n-samples", default=25, show_default=True, type=int, help="Permutations per sentence (shapley-sampling)."
+        ),
+        click.option(
+            "--quality",
+            type=_Switch(),
+            is_flag=False,
+            flag_value=True,
+            default=True,
+            show_default=True,
+            help="Compute the quality metrics (comprehensiveness, sufficiency, randomisation check): true/false.",
+        ),
+        click.option("--internal-batch-size", default="", help="Largest interpolation batch (default: automatic)."),
         click.option("--top-k", default=10, show_default=True, type=int, help="Tokens per class in the summary plot."),
         click.option("--seed", default=42, show_default=True, type=int, help="Seed of the split, sample and training."),
     ]
@@ -200,26 +240,6 @@ def methods() -> None:
 
     for name in list_attribution_methods():
         click.echo(f"{name}\t{get_attribution_method(name).description}")
-
-
-class _Switch(click.ParamType):
-    """``true``/``false`` for an option that may also be given bare (``--force`` means ``--force=true``)."""
-
-    name = "boolean"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "1", "yes", "y", "on"):
-            return True
-        if text in ("false", "0", "no", "n", "off", ""):
-            return False
-        self.fail(
-            f"{value!r} is not true or false; give {param.opts[0]} after the run IDs, or as {param.opts[0]}=true",
-            param,
-            ctx,
-        )
 
 
 @cli.command()
@@ -359,6 +379,9 @@ def _explain_config(options: dict) -> ExplainConfig:
         internal_batch_size=_optional_int(options["internal_batch_size"]),
         seed=options["seed"],
         top_k=options["top_k"],
+        integration=options["integration"],
+        n_samples=options["n_samples"],
+        quality=options["quality"],
     )
 
 

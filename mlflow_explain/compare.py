@@ -136,6 +136,8 @@ class Version:
         sample_hash: The run's sample fingerprint (tag ``mlflow_explain.sample_hash``), or ``None``.
         step: Training step, for the steps of one run.
         epoch: Training epoch, for the steps of one run.
+        metrics: Run-level figures to show next to it, such as the quality metrics
+            (``quality_comprehensiveness``, ...).
     """
 
     name: str
@@ -144,6 +146,7 @@ class Version:
     sample_hash: str | None = None
     step: int | None = None
     epoch: float | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

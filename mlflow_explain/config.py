@@ -127,11 +127,12 @@ class ExplainConfig:
         n_explain: Number of evaluation sentences to explain, stratified by true label. Defaults to 18.
         n_steps: Integration steps of Integrated Gradients. Defaults to 50.
         method: Attribution method, one of :func:`mlflow_explain.list_attribution_methods`.
-            Defaults to ``"interpret-lig"``.
+            Defaults to ``"lig"`` (the batched Layer Integrated Gradients engine).
         target: Labels to attribute: ``"all"``, ``"predicted"``, ``"true"`` or ``"predicted+true"``.
             Defaults to ``"all"``.
-        internal_batch_size: Largest number of interpolated inputs run through the model at once;
-            ``None`` runs all steps of a sentence in one batch. Defaults to None.
+        internal_batch_size: Largest number of interpolated inputs run through the model at once.
+            ``None`` lets the native methods bound each pass to 1024 padded tokens on CPU (8192 on
+            GPU) and ``interpret-lig`` run all steps of a sentence at once. Defaults to None.
         seed: Seed of the deterministic sample of sentences. Defaults to 42.
         top_k: Tokens shown per class in the summary plot. Defaults to 10.
         integration: Integration rule of Integrated Gradients, one of :data:`INTEGRATION_METHODS`;
@@ -145,7 +146,7 @@ class ExplainConfig:
 
     n_explain: int = 18
     n_steps: int = 50
-    method: str = "interpret-lig"
+    method: str = "lig"
     target: str = "all"
     internal_batch_size: int | None = None
     seed: int = 42

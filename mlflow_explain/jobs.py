@@ -28,6 +28,7 @@ from mlflow_explain.modeling import (
     max_input_length,
     train,
 )
+from mlflow_explain.quality import evaluate_quality, quality_metrics
 from mlflow_explain.sampling import sample_examples, sample_hash
 
 __all__ = ["JobResult", "run_explain", "run_main"]
@@ -183,6 +184,7 @@ class _Explained:
     explanations: list
     seconds: float
     written: dict[str, Path]
+    quality: dict[str, float]
 
     @property
     def folder(self) -> Path:
@@ -201,13 +203,27 @@ def _explain(model, tokenizer, dataset: TextDataset, explaining: ExplainConfig, 
     started = time.perf_counter()
     explanations = explain_examples(model, tokenizer, sample, explaining, max_length=max_length)
     seconds = time.perf_counter() - started
+    qualities, quality = None, {}
+    if explaining.quality:
+        started = time.perf_counter()
+        qualities = evaluate_quality(model, tokenizer, explanations, explaining, max_length=max_length)
+        quality = {**quality_metrics(qualities), "quality_seconds": time.perf_counter() - started}
+        logger.info(
+            "quality: comprehensiveness %.3f (random %.3f), sufficiency %.3f (random %.3f)",
+            quality["quality_comprehensiveness"],
+            quality["quality_comprehensiveness_random"],
+            quality["quality_sufficiency"],
+            quality["quality_sufficiency_random"],
+        )
     subtitle = (
         f"run {run.info.run_name} ({run.info.run_id[:8]}) · method {explaining.method} · "
         f"n_steps {explaining.n_steps} · target {explaining.target} · {len(sample)} sentences"
     )
     folder = Path(tempfile.mkdtemp(prefix="mlflow-explain-"))
-    written = tracking.write_explanations(explanations, folder, subtitle=subtitle, top_k=explaining.top_k)
-    return _Explained(sample, explanations, seconds, written)
+    written = tracking.write_explanations(
+        explanations, folder, subtitle=subtitle, top_k=explaining.top_k, quality=qualities
+    )
+    return _Explained(sample, explanations, seconds, written, quality)
 
 
 def _log_explained(explained: _Explained, explaining: ExplainConfig) -> dict[str, float]:
@@ -225,6 +241,7 @@ def _log_explained(explained: _Explained, explaining: ExplainConfig) -> dict[str
             "explain_seconds": explained.seconds,
             "explain_seconds_per_sentence": explained.seconds / max(n, 1),
             "n_explained": float(n),
+            **explained.quality,
         },
     )
     shutil.rmtree(explained.folder, ignore_errors=True)

@@ -54,6 +54,7 @@ def write_explanations(
     title: str = "Token attributions",
     subtitle: str | None = None,
     top_k: int = 10,
+    quality: Sequence | None = None,
 ) -> dict[str, Path]:
     """Render explanations into ``folder``: tables, HTML pages and plots.
 
@@ -66,12 +67,16 @@ def write_explanations(
         title: Title of the HTML page.
         subtitle: Line under the title (run name, parameters).
         top_k: Tokens per class in the summary plot. Defaults to 10.
+        quality: Per-sentence :class:`~mlflow_explain.quality.SentenceQuality` figures, written
+            as the ``quality.json`` table when given.
 
     Returns:
         Map from artifact name to the written path.
     """
     import matplotlib.pyplot as plt
+    import pandas as pd
 
+    from mlflow_explain.quality import QUALITY_COLUMNS, quality_records
     from mlflow_explain.render import (
         attribution_table,
         render_html,
@@ -97,6 +102,9 @@ def write_explanations(
             render_html(explanations, title=f"{title} (words)", subtitle=subtitle, level="word"),
         ),
     }
+    if quality is not None:
+        frame = pd.DataFrame(quality_records(quality), columns=list(QUALITY_COLUMNS))
+        written[artifacts.QUALITY_FILE] = _atomic_write(folder / artifacts.QUALITY_FILE, _table_json(frame))
     figures = [
         (f"{artifacts.PLOTS_DIR}/sentence_{e.sentence_id:03d}.png", token_importance_figure(e)) for e in explanations
     ]
@@ -184,7 +192,7 @@ def log_written_explanations(
     metrics = {**summary_metrics(explanations), **(extra_metrics or {})}
     try:
         for name, path in written.items():
-            if name == artifacts.TABLE_FILE:
+            if name in (artifacts.TABLE_FILE, artifacts.QUALITY_FILE):
                 # log_table registers the table so that mlflow.load_table joins it across runs.
                 mlflow.log_table(_read_table(path), artifact_file=f"{artifact_dir}/{name}")
             else:
@@ -545,6 +553,9 @@ def _load_table(run_id: str, artifact_file: str) -> tuple[Version, pd.DataFrame]
             if key in run.data.params
         },
         sample_hash=run.data.tags.get(artifacts.SAMPLE_HASH_TAG),
+        metrics={
+            k: v for k, v in sorted(run.data.metrics.items()) if k.startswith("quality_") and k != "quality_seconds"
+        },
     )
     try:
         table = client.load_table(run.info.experiment_id, artifact_file, run_ids=[run_id])

@@ -66,6 +66,8 @@ def test_report_to_mlflow_explanations_land_in_the_trainer_run(tracking, tmp_pat
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
     assert sum("training~sentence_000" in p and p.endswith(".png") for p in images) == 2
     assert run.data.tags[artifacts.SAMPLE_HASH_TAG]
+    quality = client.get_metric_history(run.info.run_id, "probe_quality_comprehensiveness")
+    assert [m.step for m in quality] == steps
 
 
 def test_report_to_none_inside_a_user_run(tracking, tmp_path, model_and_tokenizer):

@@ -39,6 +39,13 @@ def test_main_on_csv_then_explain_logged_model(tracking, tmp_path):
     assert run.data.params["epochs"] == "3.0" and run.data.params["n_steps"] == "4"
     assert 0.0 <= run.data.metrics["eval_accuracy"] <= 1.0 and "eval_macro_f1" in run.data.metrics
     assert run.data.metrics["n_explained"] == 3
+    # Quality metrics are on by default: run-level means and a per-sentence table.
+    assert {"quality_comprehensiveness", "quality_sufficiency_random", "quality_randomization_spearman"} <= set(
+        run.data.metrics
+    )
+    quality = mlflow.load_table(f"{artifacts.ARTIFACT_DIR}/{artifacts.QUALITY_FILE}", run_ids=[run.info.run_id])
+    assert sorted(quality.sentence_id) == [0, 1, 2]
+    assert run.data.params["method"] == "lig"
     assert len(run.data.tags[artifacts.SAMPLE_HASH_TAG]) == 16
     # Training curves are logged per epoch.
     assert len(client.get_metric_history(run.info.run_id, "eval_loss")) == 3
@@ -74,9 +81,12 @@ def test_main_on_livedoor_folder_with_body_text(tracking, tmp_path):
 def test_explain_local_model_folder(tracking, tmp_path):
     model = save_tiny_english_model(tmp_path / "model", id2label=False)
     data = write_csv(tmp_path / "news.csv", english_rows())
-    result = invoke("explain", "--model", str(model), "--data", str(data), "--target", "predicted", *FAST)
+    result = invoke(
+        "explain", "--model", str(model), "--data", str(data), "--target", "predicted", "--quality", "false", *FAST
+    )
     assert result.exit_code == 0, result.output
     run = only_run("FINISHED")
+    assert not any(name.startswith("quality_") for name in run.data.metrics)
     table = mlflow.load_table(f"{artifacts.ARTIFACT_DIR}/{artifacts.TABLE_FILE}", run_ids=[run.info.run_id])
     assert (table.attributed_label == table.predicted_label).all()
     assert set(table.predicted_label) <= {"cooking", "football", "space"}

@@ -55,6 +55,7 @@ def artifact_paths(run_id: str, path: str = "") -> set[str]:
 def test_compare_two_runs_logs_a_tagged_comparison_run(tracking, tmp_path):
     first = log_run([0.1, 0.2, 0.3, 0.4], n_steps="50")
     second = log_run([0.4, 0.3, 0.2, 0.1], predicted="movie", n_steps="20")
+    MlflowClient().log_metric(first, "quality_comprehensiveness", 0.71)  # shown next to the run on the page
 
     # mlflow.load_table joins the attribution tables of the runs: the reason they are logged with log_table.
     joined = mlflow.load_table(TABLE_PATH, run_ids=[first, second], extra_columns=["run_id"])
@@ -98,6 +99,7 @@ def test_compare_two_runs_logs_a_tagged_comparison_run(tracking, tmp_path):
         f"runs:/{comparison.info.run_id}/{artifacts.COMPARISON_DIR}/{artifacts.COMPARISON_HTML}"
     )
     assert '<meta charset="utf-8">' in html and "n_steps=20" in html and "日本代表が勝利&lt;b&gt;" in html
+    assert "comprehensiveness=0.71" in html
     # The agreement table is a registered table too.
     agreement = mlflow.load_table(
         f"{artifacts.COMPARISON_DIR}/{artifacts.AGREEMENT_TABLE}", run_ids=[comparison.info.run_id]

@@ -180,13 +180,21 @@ def _difference_panel(ax, comparison: Comparison, number: int, others: list[int]
 def _versions_table(comparison: Comparison) -> str:
     rows = "".join(
         f"<tr><td>{_e(comparison.version_key(i))}</td><td>{_e(v.name)}</td>"
-        f"<td>{_e(v.run_id)}</td><td>{_e(_params(v.params))}</td></tr>"
+        f"<td>{_e(v.run_id)}</td><td>{_e(_params(v.params))}</td><td>{_e(_quality(v.metrics))}</td></tr>"
         for i, v in enumerate(comparison.versions)
     )
     return (
-        '<table class="overview"><thead><tr><th>key</th><th>version</th><th>run</th><th>parameters</th></tr></thead>'
+        '<table class="overview"><thead><tr><th>key</th><th>version</th><th>run</th><th>parameters</th>'
+        "<th>explanation quality</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )
+
+
+def _quality(metrics) -> str:
+    """Quality metrics in short form, e.g. ``comprehensiveness=0.62 · sufficiency=0.00``."""
+    if not metrics:
+        return "n/a"
+    return " · ".join(f"{k.removeprefix('quality_')}={v:.2f}" for k, v in metrics.items())
 
 
 def _summary_table(comparison: Comparison) -> str:

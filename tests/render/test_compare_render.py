@@ -36,7 +36,13 @@ def comparison():
         Version(
             "first <b>run</b>", run_id="a" * 32, params={"model": "tiny-bert-ja", "n_steps": "50"}, sample_hash="h"
         ),
-        Version("second", run_id="b" * 32, params={"model": "<evil>", "method": "interpret-lig"}, sample_hash="h"),
+        Version(
+            "second",
+            run_id="b" * 32,
+            params={"model": "<evil>", "method": "interpret-lig"},
+            sample_hash="h",
+            metrics={"quality_comprehensiveness": 0.5, "quality_sufficiency": 0.25},
+        ),
     ]
     return compare_runs(versions, [reference, other], top_k=2)
 
@@ -72,6 +78,13 @@ def test_page_shows_each_version_with_its_prediction_parameters_and_agreement(co
     assert "compared word by word" in html  # sentence 1: the tokenizers differ
     assert '<div class="legend">' in html and "Legend" in html
     assert "a" * 32 in html  # the run ID
+
+
+def test_page_shows_each_runs_quality_metrics(comparison):
+    html = render_comparison_html(comparison)
+    assert "explanation quality" in html
+    assert "comprehensiveness=0.50 · sufficiency=0.25" in html
+    assert html.count("<td>n/a</td>") == 1  # the first run logged none
 
 
 def test_one_colour_scale_for_the_whole_page(comparison):
