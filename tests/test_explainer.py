@@ -11,6 +11,7 @@ from mlflow_explain.data import Example
 from mlflow_explain.explainer import explain_examples, select_targets
 from mlflow_explain.modeling import load_pretrained
 
+TI = "interpret-lig"  # parity with transformers-interpret is what these tests check
 EXAMPLES = [Example("rocket launch today", "space"), Example("the striker goals", "football")]
 
 
@@ -45,7 +46,7 @@ def test_softmax_scores_match_transformers_interpret_per_label(softmax_model):
     from transformers_interpret import SequenceClassificationExplainer
 
     model, tokenizer = softmax_model
-    ours = explain_examples(model, tokenizer, EXAMPLES[:1], ExplainConfig(n_steps=7), progress=False)[0]
+    ours = explain_examples(model, tokenizer, EXAMPLES[:1], ExplainConfig(n_steps=7, method=TI), progress=False)[0]
     reference = SequenceClassificationExplainer(model, tokenizer)
     for index, label in model.config.id2label.items():
         expected = reference(EXAMPLES[0].text, index=index, n_steps=7)
@@ -59,7 +60,7 @@ def test_multilabel_model_attributes_sigmoid_like_multilabel_explainer(sigmoid_m
     from transformers_interpret import MultiLabelClassificationExplainer
 
     model, tokenizer = sigmoid_model
-    ours = explain_examples(model, tokenizer, EXAMPLES[:1], ExplainConfig(n_steps=50), progress=False)[0]
+    ours = explain_examples(model, tokenizer, EXAMPLES[:1], ExplainConfig(n_steps=50, method=TI), progress=False)[0]
     expected = MultiLabelClassificationExplainer(model, tokenizer)(EXAMPLES[0].text)  # always 50 steps
     for label, pairs in expected.items():
         np.testing.assert_allclose(_scores(ours, label), [s for _, s in pairs], atol=1e-6)
@@ -79,7 +80,7 @@ def test_n_steps_takes_effect(softmax_model):
 def test_targets_and_result_fields(softmax_model):
     model, tokenizer = softmax_model
     results = explain_examples(
-        model, tokenizer, EXAMPLES, ExplainConfig(n_steps=4, target="predicted+true"), progress=False
+        model, tokenizer, EXAMPLES, ExplainConfig(n_steps=4, target="predicted+true", method=TI), progress=False
     )
     assert [r.sentence_id for r in results] == [0, 1]
     for example, result in zip(EXAMPLES, results, strict=True):

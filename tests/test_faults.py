@@ -96,6 +96,7 @@ def test_server_stopped_mid_run_fails_the_job_and_keeps_the_explanations(tmp_pat
                 artifacts.HTML_FILE,
                 artifacts.WORDS_HTML_FILE,
                 artifacts.SENTENCES_FILE,
+                artifacts.QUALITY_FILE,
             ]
         )
         table = json.loads((kept / artifacts.TABLE_FILE).read_text("utf-8"))
