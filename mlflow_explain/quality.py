@@ -26,7 +26,7 @@ import torch
 from mlflow_explain.attribution.base import EncodedText
 from mlflow_explain.config import ExplainConfig
 from mlflow_explain.data import Example
-from mlflow_explain.explanation import Explanation, LabelAttribution
+from mlflow_explain.explanation import Explanation
 
 __all__ = [
     "FRACTIONS",
@@ -119,7 +119,7 @@ def faithfulness(
     variants: list[EncodedText] = []
     plans = []
     for explanation in explanations:
-        attribution = _scored_attribution(explanation)
+        attribution = explanation.primary
         ids = tuple(int(i) for i in tokenizer.convert_tokens_to_ids([t.token for t in attribution.tokens]))
         special = tuple(t.is_special for t in attribution.tokens)
         scores = np.array([t.score for t in attribution.tokens])
@@ -227,7 +227,7 @@ def randomization_correlations(
     from mlflow_explain.explainer import explain_examples
 
     other = reference_model if reference_model is not None else randomized_copy(model, top_layers=top_layers, seed=seed)
-    labels = [_scored_attribution(e).label for e in explanations]
+    labels = [e.primary.label for e in explanations]
     examples = [Example(e.text, label) for e, label in zip(explanations, labels, strict=True)]
     again = explain_examples(
         other, tokenizer, examples, replace(config, target="true"), max_length=max_length, progress=False
@@ -298,10 +298,6 @@ def quality_metrics(qualities: Sequence[SentenceQuality]) -> dict[str, float]:
 def quality_records(qualities: Sequence[SentenceQuality]) -> list[dict]:
     """Rows of the per-sentence quality table (columns :data:`QUALITY_COLUMNS`)."""
     return [{column: getattr(q, column) for column in QUALITY_COLUMNS} for q in qualities]
-
-
-def _scored_attribution(explanation: Explanation) -> LabelAttribution:
-    return explanation.primary
 
 
 def _variant(text: str, ids: tuple[int, ...], special: tuple[bool, ...], original: tuple[int, ...]) -> EncodedText:

@@ -15,7 +15,7 @@ import numpy as np
 from mlflow_explain.compare import REFERENCE, Comparison
 from mlflow_explain.errors import ConfigError
 from mlflow_explain.render._common import Unit
-from mlflow_explain.render.html import _STYLE, _e, _legend, _mark, _with_probability
+from mlflow_explain.render.html import _e, _legend, _mark, _page_start, _with_probability
 from mlflow_explain.render.plot import _FONT_FAMILY, _pyplot
 
 if TYPE_CHECKING:
@@ -74,16 +74,7 @@ def render_comparison_html(comparison: Comparison, *, title: str | None = None) 
         subtitle += " · forced: the runs explained different samples; only sentences with the same text are compared"
 
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="ja">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title>",
-        f"<style>{_STYLE}{_EXTRA_STYLE}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{_e(title)}</h1>",
+        *_page_start(title, _EXTRA_STYLE),
         f'<p class="subtitle">{_e(subtitle)}</p>',
         _versions_table(comparison),
         _summary_table(comparison),

@@ -124,18 +124,7 @@ def render_html(
     scale = max((abs(u.score) for sentence in rows for _, us in sentence for u in us), default=0.0)
     n_wrong = sum(_is_wrong(e) for e in explanations)
 
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="ja">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title>",
-        f"<style>{_STYLE}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{_e(title)}</h1>",
-    ]
+    parts = _page_start(title)
     if subtitle is not None:
         parts.append(f'<p class="subtitle">{_e(subtitle)}</p>')
     parts.append(_legend(scale))
@@ -218,3 +207,19 @@ def _is_wrong(explanation: Explanation) -> bool:
 
 def _e(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+def _page_start(title: str, extra_style: str = "") -> list[str]:
+    """The opening lines of a self-contained page, up to its heading: charset, inline style, title."""
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="ja">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title>",
+        f"<style>{_STYLE}{extra_style}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{_e(title)}</h1>",
+    ]
