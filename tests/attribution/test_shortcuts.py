@@ -1,0 +1,124 @@
+"""The gradient shortcuts: same logits and gradients, model put back, refused when they would differ."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+import torch
+
+from mlflow_explain.attribution import _shortcuts, gradients
+from mlflow_explain.attribution._engine import Row, stack_rows
+from mlflow_explain.attribution._shortcuts import gradient_shortcuts
+from mlflow_explain.attribution.gradients import integrated_gradients, saliency
+
+from .conftest import LABELS, SENTENCES, make_bert
+
+ALL = list(range(len(LABELS)))
+
+
+@pytest.fixture
+def model():
+    """A fresh model per test, since the tests look at its modules."""
+    return make_bert(seed=3)
+
+
+@pytest.fixture
+def batch(encode, tokenizer):
+    """Model inputs of sentences of different lengths, padded."""
+    rows = [Row(torch.tensor(e.input_ids)) for e in encode(SENTENCES)]
+    return stack_rows(rows, tokenizer.pad_token_id, torch.device("cpu"))
+
+
+def _logits_and_gradients(model, batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Logits, and the gradients of three label directions with respect to the input embeddings."""
+    embeddings = model.get_input_embeddings()(batch["input_ids"]).detach().requires_grad_(True)
+    logits = model(inputs_embeds=embeddings, attention_mask=batch["attention_mask"]).logits
+    directions = torch.eye(len(LABELS))[:, None, :].expand(-1, len(logits), -1)
+    grads = [torch.autograd.grad(logits, embeddings, d, retain_graph=True)[0] for d in directions]
+    return logits.detach(), grads
+
+
+def _state(model) -> tuple:
+    """What the shortcuts change: module types, the last layer's own forward, the attention setting."""
+    last = model.bert.encoder.layer[-1]
+    return (
+        [type(m).__name__ for m in model.modules()],
+        "forward" in vars(last),
+        model.config._attn_implementation,
+    )
+
+
+def test_shortcuts_keep_the_logits_and_every_label_gradient(model, batch):
+    logits, expected = _logits_and_gradients(model, batch)
+    with gradient_shortcuts(model, batch) as active:
+        assert active
+        assert "forward" in vars(model.bert.encoder.layer[-1])
+        assert model.config._attn_implementation == "eager"
+        inside_logits, inside = _logits_and_gradients(model, batch)
+    torch.testing.assert_close(inside_logits, logits, atol=1e-5, rtol=1e-5)
+    assert sum(g.abs().sum() for g in expected) > 0
+    for a, b in zip(inside, expected, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_model_is_put_back_even_after_an_error(model, batch):
+    before = _state(model)
+    with pytest.raises(RuntimeError, match="boom"), gradient_shortcuts(model, batch):
+        assert _state(model) != before
+        raise RuntimeError("boom")
+    assert _state(model) == before
+    assert model.config._attn_implementation == "sdpa"
+
+
+def test_nested_contexts_keep_the_shortcuts_until_the_last_one_closes(model, batch):
+    before = _state(model)
+    with gradient_shortcuts(model, batch) as outer:
+        inside = _state(model)
+        with gradient_shortcuts(model, batch) as inner:
+            assert outer and inner
+        assert _state(model) == inside  # the inner context did not undo the outer one's shortcuts
+    assert _state(model) == before
+
+
+def test_a_model_in_training_mode_is_left_alone(model, batch):
+    model.train()
+    before = _state(model)
+    with gradient_shortcuts(model, batch) as active:
+        assert not active
+        assert _state(model) == before
+
+
+def test_shortcuts_that_would_change_the_logits_are_not_used(model, batch, monkeypatch, caplog):
+    original = _shortcuts._first_token_layer
+    monkeypatch.setattr(_shortcuts, "_first_token_layer", lambda *a, **k: 2 * original(*a, **k))
+    before = _state(model)
+    with caplog.at_level("DEBUG", logger=_shortcuts.__name__), gradient_shortcuts(model, batch) as active:
+        assert not active
+        assert _state(model) == before
+    assert "logits differ" in caplog.text
+
+
+def test_a_classifier_with_another_head_keeps_its_last_layer(batch):
+    from transformers import BertConfig, BertForTokenClassification
+
+    model = BertForTokenClassification(
+        BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
+    ).eval()
+    with gradient_shortcuts(model, batch) as active:
+        assert active  # activations and attention only
+        assert "forward" not in vars(model.bert.encoder.layer[-1])
+
+
+@pytest.mark.parametrize("method", [integrated_gradients, saliency])
+def test_attributions_are_the_same_without_shortcuts(method, model, tokenizer, encode, monkeypatch):
+    encoded = encode(SENTENCES)
+    targets = [ALL] * len(encoded)
+    fast = method(model, tokenizer, encoded, targets)
+    monkeypatch.setattr(gradients, "gradient_shortcuts", lambda *_: contextlib.nullcontext(False))
+    plain = method(model, tokenizer, encoded, targets)
+    for a, b in zip(fast, plain, strict=True):
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
+        if a.deltas is not None:
+            np.testing.assert_allclose(a.deltas, b.deltas, atol=1e-6)
