@@ -130,7 +130,16 @@ def explain_options(func):
             flag_value=True,
             default=True,
             show_default=True,
-            help="Compute the quality metrics (comprehensiveness, sufficiency, randomisation check): true/false.",
+            help="Compute the faithfulness metrics (comprehensiveness, sufficiency): true/false.",
+        ),
+        click.option(
+            "--randomization",
+            type=_Switch(),
+            is_flag=False,
+            flag_value=True,
+            default=False,
+            show_default=True,
+            help="Also run the model-randomisation sanity check (needs --quality; ~1/3 more explanation time).",
         ),
         click.option("--internal-batch-size", default="", help="Largest interpolation batch (default: automatic)."),
         click.option("--top-k", default=10, show_default=True, type=int, help="Tokens per class in the summary plot."),
@@ -382,6 +391,7 @@ def _explain_config(options: dict) -> ExplainConfig:
         integration=options["integration"],
         n_samples=options["n_samples"],
         quality=options["quality"],
+        randomization=options["randomization"],
     )
 
 

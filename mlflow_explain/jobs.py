@@ -290,6 +290,8 @@ def _log_params(data: DataConfig, explaining: ExplainConfig, dataset: TextDatase
             "target": explaining.target,
             "internal_batch_size": explaining.internal_batch_size or "",
             "seed": explaining.seed,
+            "quality": str(explaining.quality).lower(),  # as `mlflow run` logs the MLproject parameter
+            "randomization": str(explaining.randomization).lower(),
         }
     )
 

@@ -246,7 +246,7 @@ def evaluate_quality(
     explanations: Sequence[Explanation],
     config: ExplainConfig,
     *,
-    randomization: bool = True,
+    randomization: bool | None = None,
     max_length: int | None = None,
     seed: int = 0,
 ) -> list[SentenceQuality]:
@@ -258,7 +258,7 @@ def evaluate_quality(
         explanations: Explanations of ``model`` made with ``config``.
         config: The explanation settings used.
         randomization: Also run the model-randomisation check (one more explanation pass of the
-            scored label). Defaults to True.
+            scored label). Defaults to ``config.randomization``.
         max_length: Longest input in tokens, as used for the explanations.
         seed: Seed of the random rankings and weights. Defaults to 0.
 
@@ -266,6 +266,8 @@ def evaluate_quality(
         One :class:`SentenceQuality` per explanation.
     """
     results = faithfulness(model, tokenizer, explanations, seed=seed)
+    if randomization is None:
+        randomization = config.randomization
     if randomization and explanations:
         correlations = randomization_correlations(
             model, tokenizer, explanations, config, seed=seed, max_length=max_length

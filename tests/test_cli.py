@@ -39,10 +39,10 @@ def test_main_on_csv_then_explain_logged_model(tracking, tmp_path):
     assert run.data.params["epochs"] == "3.0" and run.data.params["n_steps"] == "4"
     assert 0.0 <= run.data.metrics["eval_accuracy"] <= 1.0 and "eval_macro_f1" in run.data.metrics
     assert run.data.metrics["n_explained"] == 3
-    # Quality metrics are on by default: run-level means and a per-sentence table.
-    assert {"quality_comprehensiveness", "quality_sufficiency_random", "quality_randomization_spearman"} <= set(
-        run.data.metrics
-    )
+    # Faithfulness metrics are on by default (run-level means and a per-sentence table); the
+    # randomisation check is opt-in.
+    assert {"quality_comprehensiveness", "quality_sufficiency_random"} <= set(run.data.metrics)
+    assert "quality_randomization_spearman" not in run.data.metrics
     quality = mlflow.load_table(f"{artifacts.ARTIFACT_DIR}/{artifacts.QUALITY_FILE}", run_ids=[run.info.run_id])
     assert sorted(quality.sentence_id) == [0, 1, 2]
     assert run.data.params["method"] == "lig"
@@ -106,6 +106,20 @@ def test_bad_settings_are_rejected_before_any_work(tracking):
     assert result.exit_code == 1 and "n_steps must be a positive number" in result.output
     result = invoke("main", "--epochs", "-1")
     assert result.exit_code == 2 and "epochs must be positive" in result.output
+    result = invoke("main", "--quality", "false", "--randomization", "true")
+    assert result.exit_code == 1 and "set quality to true as well" in result.output
+
+
+def test_randomization_check_is_opt_in(tracking, tmp_path):
+    model = save_tiny_english_model(tmp_path / "model")
+    data = write_csv(tmp_path / "news.csv", english_rows())
+    result = invoke("explain", "--model", str(model), "--data", str(data), "--randomization", *FAST)
+    assert result.exit_code == 0, result.output
+    run = only_run("FINISHED")
+    assert run.data.params["randomization"] == "true"
+    assert -1.0 <= run.data.metrics["quality_randomization_spearman"] <= 1.0
+    quality = mlflow.load_table(f"{artifacts.ARTIFACT_DIR}/{artifacts.QUALITY_FILE}", run_ids=[run.info.run_id])
+    assert quality.randomization_spearman.notna().all()
 
 
 def test_model_that_does_not_fit_the_data_fails_the_run(tracking, tmp_path):

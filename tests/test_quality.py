@@ -107,7 +107,10 @@ def test_randomized_copy_leaves_the_original_alone(keyword_model):
 def test_evaluate_quality_rows_and_metric_names(keyword_model):
     model, tokenizer, probe = keyword_model
     explanations = explain_examples(model, tokenizer, probe[:2], CONFIG, progress=False)
-    qualities = evaluate_quality(model, tokenizer, explanations, CONFIG)
+    faithfulness_only = evaluate_quality(model, tokenizer, explanations, CONFIG)  # randomization is opt-in
+    assert all(np.isnan(q.randomization_spearman) for q in faithfulness_only)
+    assert "quality_randomization_spearman" not in quality_metrics(faithfulness_only)
+    qualities = evaluate_quality(model, tokenizer, explanations, replace(CONFIG, randomization=True))
     rows = quality_records(qualities)
     assert [r["sentence_id"] for r in rows] == [0, 1]
     assert all(r["label"] == e.predicted_label for r, e in zip(rows, explanations, strict=True))
