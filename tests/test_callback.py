@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import mlflow
 import numpy as np
@@ -82,6 +83,23 @@ def test_report_to_none_inside_a_user_run(tracking, tmp_path, model_and_tokenize
     table = _training_table(run.info.run_id)
     assert table.step.nunique() == 1  # every=2 with two evaluations: one explanation, reused at the end
     assert set(table.text) == {"rocket launch today", "bake the soup"}
+
+
+@pytest.mark.parametrize(("images_every", "expected"), [(0, []), (2, [0, 2, 3]), (3, [0, 3])])
+def test_images_every_thins_the_image_series(tracking, tmp_path, model_and_tokenizer, images_every, expected):
+    model, tokenizer = model_and_tokenizer
+    callback = ExplainCallback(tokenizer, DATASET, CONFIG, images_every=images_every)
+    with mlflow.start_run() as run:
+        train(model, tokenizer, DATASET, replace(TRAINING, epochs=4), tmp_path / "out", callbacks=[callback])
+    assert callback.failures == []
+    client = MlflowClient()
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "probe_explain_seconds")]
+    assert len(steps) == 4  # every evaluation is still explained and tabled
+    assert _training_table(run.info.run_id).step.nunique() == 4
+    images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
+    logged = {p for p in images if "training~sentence_000" in p and p.endswith(".png")}
+    # The first explanation and every images_every-th after it, and always the final one.
+    assert sorted(int(p.split("+step+")[1].split("+")[0]) for p in logged) == [steps[i] for i in expected]
 
 
 def test_without_any_run_the_callback_starts_and_ends_its_own(tracking, tmp_path, model_and_tokenizer):
@@ -181,6 +199,8 @@ def test_bad_constructor_arguments(model_and_tokenizer):
     _, tokenizer = model_and_tokenizer
     with pytest.raises(ValueError, match="every must be at least 1"):
         ExplainCallback(tokenizer, DATASET, every=0)
+    with pytest.raises(ValueError, match="images_every must be 0"):
+        ExplainCallback(tokenizer, DATASET, images_every=-1)
     with pytest.raises(ValueError, match="one label per text"):
         ExplainCallback.from_texts(tokenizer, ["a", "b"], ["x"])
     with pytest.raises(ValueError, match="probe holds no sentences"):
