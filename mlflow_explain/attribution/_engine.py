@@ -17,6 +17,7 @@ Tensors are built on the CPU and moved to the model's device once per pass.
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -225,7 +226,8 @@ def forward_logits(model, inputs: dict[str, torch.Tensor], embeddings: torch.Ten
         model: The classifier.
         inputs: Keyword arguments from :func:`stack_rows`.
         embeddings: Replaces the output of the model's input-embedding layer (shape ``(rows, width,
-            hidden)``), or ``None`` to run the model as is.
+            hidden)``), or ``None`` to run the model as is. The replacement applies to this
+            thread's call only, so threads may explain with one model at the same time.
 
     Returns:
         Logits of shape ``(rows, num_labels)``.
@@ -233,7 +235,12 @@ def forward_logits(model, inputs: dict[str, torch.Tensor], embeddings: torch.Ten
     if embeddings is None:
         output = model(**inputs)
     else:
-        handle = model.get_input_embeddings().register_forward_hook(lambda _module, _args, _output: embeddings)
+        caller = threading.get_ident()
+
+        def replace(_module, _args, _output):
+            return embeddings if threading.get_ident() == caller else None
+
+        handle = model.get_input_embeddings().register_forward_hook(replace)
         try:
             output = model(**inputs)
         finally:

@@ -10,6 +10,8 @@ explainer our own (truncated) token ids, so long texts cannot overflow the model
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -69,7 +71,15 @@ class InterpretLIG:
         targets: Sequence[Sequence[int]],
         config: ExplainConfig,
     ) -> list[RawAttribution]:
-        """See :meth:`mlflow_explain.attribution.base.AttributionMethod.attribute`."""
+        """See :meth:`mlflow_explain.attribution.base.AttributionMethod.attribute`.
+
+        Calls on one model are serialised: Captum's hooks on the embedding layer would otherwise
+        replace the embeddings of another thread's forward pass.
+        """
+        with _model_lock(model):
+            return self._attribute(model, tokenizer, texts, targets, config)
+
+    def _attribute(self, model, tokenizer, texts, targets, config: ExplainConfig) -> list[RawAttribution]:
         explainer = _explainer_class()(model, tokenizer)
         explainer.activation = output_activation(model)
         results = []
@@ -92,3 +102,12 @@ class InterpretLIG:
                 )
             )
         return results
+
+
+_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+def _model_lock(model) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(model, threading.Lock())

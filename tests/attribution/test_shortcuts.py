@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from mlflow_explain.attribution import _shortcuts, gradients
+from mlflow_explain.attribution import _shortcuts, get_attribution_method, gradients
 from mlflow_explain.attribution._engine import Row, stack_rows
 from mlflow_explain.attribution._shortcuts import gradient_shortcuts
 from mlflow_explain.attribution.gradients import integrated_gradients, saliency
+from mlflow_explain.config import ExplainConfig
 
 from .conftest import LABELS, SENTENCES, make_bert
 
@@ -122,3 +123,23 @@ def test_attributions_are_the_same_without_shortcuts(method, model, tokenizer, e
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
         if a.deltas is not None:
             np.testing.assert_allclose(a.deltas, b.deltas, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["lig", "saliency", "interpret-lig"])
+def test_threads_explaining_one_model_get_the_same_scores_and_leave_it_restored(method, model, tokenizer, encode):
+    from concurrent.futures import ThreadPoolExecutor
+
+    backend = get_attribution_method(method)
+    encoded = encode(SENTENCES)
+    targets = [ALL] * len(encoded)
+    config = ExplainConfig(method=method, n_steps=8)
+    alone = backend.attribute(model, tokenizer, encoded, targets, config)
+    before = _state(model)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = [pool.submit(backend.attribute, model, tokenizer, encoded, targets, config) for _ in range(6)]
+        results = [f.result() for f in futures]
+    assert _state(model) == before
+    assert not _shortcuts._users  # no context left open
+    for result in results:
+        for a, b in zip(result, alone, strict=True):
+            np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
