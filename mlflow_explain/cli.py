@@ -95,6 +95,13 @@ class _Switch(click.ParamType):
         )
 
 
+def switch_option(flag: str, default: bool, help: str):
+    """A true/false option that may also be given bare (``--flag`` means ``--flag=true``)."""
+    return click.option(
+        flag, type=_Switch(), is_flag=False, flag_value=True, default=default, show_default=True, help=help
+    )
+
+
 def explain_options(func):
     """Options shared by the commands that explain."""
     options = [
@@ -123,23 +130,13 @@ def explain_options(func):
         click.option(
             "--n-samples", default=25, show_default=True, type=int, help="Permutations per sentence (shapley-sampling)."
         ),
-        click.option(
-            "--quality",
-            type=_Switch(),
-            is_flag=False,
-            flag_value=True,
-            default=True,
-            show_default=True,
-            help="Compute the faithfulness metrics (comprehensiveness, sufficiency): true/false.",
+        switch_option(
+            "--quality", True, "Compute the faithfulness metrics (comprehensiveness, sufficiency): true/false."
         ),
-        click.option(
+        switch_option(
             "--randomization",
-            type=_Switch(),
-            is_flag=False,
-            flag_value=True,
-            default=False,
-            show_default=True,
-            help="Also run the model-randomisation sanity check (needs --quality; ~1/3 more explanation time).",
+            False,
+            "Also run the model-randomisation sanity check (needs --quality; ~1/3 more explanation time).",
         ),
         click.option("--internal-batch-size", default="", help="Largest interpolation batch (default: automatic)."),
         click.option("--top-k", default=10, show_default=True, type=int, help="Tokens per class in the summary plot."),
@@ -215,13 +212,8 @@ def main(**options) -> None:
 )
 @data_options
 @click.option("--max-length", default="", help="Longest input in tokens (default: the model's maximum).")
-@click.option(
-    "--log-explainer",
-    type=click.BOOL,
-    is_flag=False,
-    flag_value=True,
-    default=False,
-    help="Also log the explainer pyfunc model (runs:/<id>/explainer) for serving and Spark.",
+@switch_option(
+    "--log-explainer", False, "Also log the explainer pyfunc model (runs:/<id>/explainer) for serving and Spark."
 )
 @explain_options
 def explain(**options) -> None:
@@ -259,13 +251,8 @@ def methods() -> None:
     metavar="RUN_ID",
     help="Compare the evaluation steps of this run (trained with the Trainer callback) instead of several runs.",
 )
-@click.option(
-    "--force",
-    type=_Switch(),
-    is_flag=False,
-    flag_value=True,
-    default=False,
-    help="Compare runs that explained different samples, on the sentences whose text they share.",
+@switch_option(
+    "--force", False, "Compare runs that explained different samples, on the sentences whose text they share."
 )
 @click.option("--top-k", default=5, show_default=True, type=int, help="Tokens per sentence in the top-k overlap.")
 @click.option("--output-dir", default="", help="Also write the page, plot and agreement table to this folder.")
@@ -323,7 +310,7 @@ def compare(run_ids: tuple[str, ...], steps: str, force: bool, top_k: int, outpu
 @click.option("--target", default="", help="all, predicted, true, predicted+true or a label name (default: predicted).")
 @click.option("--level", default="", help="token or word (default: token).")
 @click.option("--partitions", default=0, show_default=True, type=click.IntRange(min=0), help="0: 2 x Spark cores.")
-@click.option("--overwrite", type=_Switch(), is_flag=False, flag_value=True, default=False, help="Replace --output.")
+@switch_option("--overwrite", False, "Replace --output.")
 @click.option("--master", default="", help="Spark master URL (default: spark-submit's, Databricks' or local[*]).")
 @click.option(
     "--conf",
