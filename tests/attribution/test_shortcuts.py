@@ -143,3 +143,41 @@ def test_threads_explaining_one_model_get_the_same_scores_and_leave_it_restored(
     for result in results:
         for a, b in zip(result, alone, strict=True):
             np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
+
+
+def _family(name: str):
+    """A tiny random classifier of a BERT-family architecture."""
+    import transformers
+
+    shape = {"vocab_size": 64, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2}
+    shape |= {"intermediate_size": 32, "max_position_embeddings": 40, "num_labels": len(LABELS)}
+    torch.manual_seed(0)
+    if name == "distilbert":
+        config = transformers.DistilBertConfig(
+            vocab_size=64, dim=16, n_layers=2, n_heads=2, hidden_dim=32, max_position_embeddings=40, num_labels=3
+        )
+        return transformers.DistilBertForSequenceClassification(config).eval()
+    config_class, model_class = {
+        "roberta": (transformers.RobertaConfig, transformers.RobertaForSequenceClassification),
+        "xlm-roberta": (transformers.XLMRobertaConfig, transformers.XLMRobertaForSequenceClassification),
+        "electra": (transformers.ElectraConfig, transformers.ElectraForSequenceClassification),
+    }[name]
+    return model_class(config_class(**shape)).eval()
+
+
+FAMILIES = [("roberta", True), ("xlm-roberta", True), ("electra", True), ("distilbert", False)]
+
+
+@pytest.mark.parametrize(("family", "first_token_layer"), FAMILIES)
+def test_other_bert_family_classifiers_keep_their_gradients(family, first_token_layer, batch):
+    model = _family(family)
+    logits, expected = _logits_and_gradients(model, batch)
+    with gradient_shortcuts(model, batch) as active:
+        assert active
+        base = model.base_model
+        layers = base.transformer.layer if family == "distilbert" else base.encoder.layer
+        assert ("forward" in vars(layers[-1])) is first_token_layer
+        inside_logits, inside = _logits_and_gradients(model, batch)
+    torch.testing.assert_close(inside_logits, logits, atol=1e-5, rtol=1e-5)
+    for a, b in zip(inside, expected, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
