@@ -12,6 +12,8 @@ and returns a :class:`FileSummary`; :func:`run_explain_file` does that inside an
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -153,9 +155,32 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
     builder = SparkSession.builder.appName("mlflow-explain")
     if master:
         builder = builder.master(master)
-    for key, value in (conf or {}).items():
+    settings = dict(conf or {})
+    if SparkSession.getActiveSession() is None:
+        os.environ.update(worker_python(master, settings, os.environ))  # PySpark reads it from the environment
+    for key, value in settings.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def worker_python(master: str | None, conf: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment that makes local Spark workers run this interpreter, when nothing else chose one.
+
+    Local workers otherwise start ``python3`` from ``PATH``, which lacks torch and MLflow when this
+    environment is not activated (``.venv/bin/mlflow-explain explain-file ...``). Cluster masters,
+    and sessions whose JVM ``spark-submit`` started (``PYSPARK_GATEWAY_PORT``), keep their Python.
+
+    Args:
+        master: The Spark master URL, or ``None`` (``local[*]`` when no ``spark-submit`` gave one).
+        conf: The Spark settings given by the user.
+        environ: The environment variables.
+
+    Returns:
+        ``{"PYSPARK_PYTHON": sys.executable}``, or nothing.
+    """
+    local = master is None or master.startswith("local")
+    chosen = "spark.pyspark.python" in conf or any(n in environ for n in ("PYSPARK_PYTHON", "PYSPARK_GATEWAY_PORT"))
+    return {"PYSPARK_PYTHON": sys.executable} if local and not chosen else {}
 
 
 def explain_file(spark: SparkSession, job: FileJob) -> FileSummary:

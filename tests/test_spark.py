@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 
 import mlflow
 import numpy as np
@@ -20,7 +21,7 @@ from mlflow_explain.errors import ConfigError, DataError, ModelError
 from mlflow_explain.explainer import explain_examples
 from mlflow_explain.modeling import load_pretrained
 from mlflow_explain.pyfunc import OUTPUT_COLUMNS, SPARK_RESULT_TYPE
-from mlflow_explain.spark import FileJob, explain_file
+from mlflow_explain.spark import FileJob, explain_file, spark_session, worker_python
 from mlflow_explain.tracking import EXPLAINER_ARTIFACT, OUTPUT_TAG, log_explainer_model
 
 pyspark = pytest.importorskip("pyspark")
@@ -60,18 +61,15 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spark():
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("mlflow-explain-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.memory", "1g")
-        .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
-    )
+    """A local session from :func:`spark_session`, whose workers run this interpreter whatever PATH says."""
+    settings = {
+        "spark.ui.enabled": "false",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.memory": "1g",
+        "spark.sql.shuffle.partitions": "4",
+    }
+    session = spark_session("local[2]", settings)
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
@@ -171,3 +169,13 @@ def test_explain_file_errors_name_the_problem(spark, store, explainer_uri, tmp_p
         mlflow.log_text("not a model", "notes/readme.txt")
     with pytest.raises(ModelError, match=r"cannot load the explainer model 'runs:/\w+/notes'"):
         explain_file(spark, FileJob(str(source), str(tmp_path / "d"), f"runs:/{run.info.run_id}/notes"))
+
+
+def test_local_workers_run_this_interpreter_unless_told_otherwise():
+    assert worker_python("local[2]", {}, {}) == {"PYSPARK_PYTHON": sys.executable}
+    assert worker_python(None, {}, {}) == {"PYSPARK_PYTHON": sys.executable}  # local[*]
+    assert worker_python("spark://host:7077", {}, {}) == {}
+    assert worker_python("yarn", {}, {}) == {}
+    assert worker_python("local[2]", {}, {"PYSPARK_PYTHON": "/opt/python"}) == {}
+    assert worker_python(None, {}, {"PYSPARK_GATEWAY_PORT": "4040"}) == {}  # spark-submit started the JVM
+    assert worker_python("local[2]", {"spark.pyspark.python": "/opt/python"}, {}) == {}
