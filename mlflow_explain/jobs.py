@@ -23,6 +23,7 @@ from mlflow_explain.explainer import explain_examples
 from mlflow_explain.modeling import (
     align_labels,
     build_embedded_model,
+    embedded_model_card,
     evaluate,
     load_pretrained,
     max_input_length,
@@ -109,7 +110,8 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig,
         with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
             tracking.log_training_history(result.history)
             mlflow.log_metrics(metrics)
-            model_uri = tracking.log_model(model, tokenizer)
+            card = embedded_model_card(dataset, training, result.metrics) if training.is_embedded else None
+            model_uri = tracking.log_model(model, tokenizer, model_card=card)
             explainer_uri = tracking.log_explainer_model(
                 model,
                 tokenizer,
@@ -117,6 +119,7 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig,
                 label_column=data.label_column,
                 max_length=training.max_length,
                 n_steps=explaining.n_steps,
+                example_texts=[explained.sample[0].text],
             )
         metrics |= _log_explained(explained, explaining)
         return JobResult(run_id=run.info.run_id, metrics=metrics, model_uri=model_uri, explainer_uri=explainer_uri)
@@ -173,6 +176,7 @@ def run_explain(
                     label_column=data.label_column,
                     max_length=max_length,
                     n_steps=explaining.n_steps,
+                    example_texts=[explained.sample[0].text],
                 )
         metrics |= _log_explained(explained, explaining)
         return JobResult(run_id=run.info.run_id, metrics=metrics, explainer_uri=explainer_uri)

@@ -242,13 +242,15 @@ def log_training_history(history: Sequence[Mapping]) -> None:
             mlflow.log_metrics(values, step=step)
 
 
-def log_model(model, tokenizer, artifact_path: str = artifacts.MODEL_ARTIFACT) -> str:
+def log_model(model, tokenizer, artifact_path: str = artifacts.MODEL_ARTIFACT, model_card=None) -> str:
     """Log the classifier and tokenizer as an MLflow transformers model.
 
     Args:
         model: The classifier.
         tokenizer: Its tokenizer.
         artifact_path: Model name in the run. Defaults to ``"model"``.
+        model_card: A ``huggingface_hub.ModelCard`` to log with it; by default MLflow fetches the
+            model's card from the Hub.
 
     Returns:
         The logged model's URI.
@@ -260,6 +262,7 @@ def log_model(model, tokenizer, artifact_path: str = artifacts.MODEL_ARTIFACT) -
         name=artifact_path,
         task="text-classification",
         pip_requirements=PIP_REQUIREMENTS,
+        model_card=model_card,
     )
     return info.model_uri
 
@@ -614,6 +617,7 @@ def log_explainer_model(
     max_length: int | None = None,
     n_steps: int = 50,
     artifact_path: str = EXPLAINER_ARTIFACT,
+    example_texts: Sequence[str] = (),
 ) -> str:
     """Log the explainer pyfunc model (:class:`~mlflow_explain.pyfunc.ExplainerModel`) to the active run.
 
@@ -629,6 +633,8 @@ def log_explainer_model(
         max_length: Longest input in tokens. Defaults to the classifier's maximum.
         n_steps: Default of the ``n_steps`` param. Defaults to 50.
         artifact_path: Model name in the run. Defaults to ``"explainer"``.
+        example_texts: Texts logged as the model's input example (shown as a sample request in the
+            MLflow UI; MLflow checks that the logged model explains it). Defaults to none.
 
     Returns:
         The logged model's URI.
@@ -638,6 +644,7 @@ def log_explainer_model(
         >>> mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"sentence": ["..."]}))  # doctest: +SKIP
     """
     import mlflow
+    import pandas as pd
 
     from mlflow_explain.pyfunc import CLASSIFIER_ARTIFACT, ExplainerModel
 
@@ -650,6 +657,7 @@ def log_explainer_model(
             python_model=explainer,
             artifacts={CLASSIFIER_ARTIFACT: folder},
             signature=explainer.signature(),
+            input_example=pd.DataFrame({text_column: list(example_texts)}) if example_texts else None,
             pip_requirements=explainer_pip_requirements(),
             metadata={EXPLAINER_METADATA_KEY: {"text_column": text_column, "label_column": label_column}},
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import pytest
 from builders import english_rows, save_tiny_english_model, write_csv, write_livedoor
@@ -52,6 +54,11 @@ def test_main_on_csv_then_explain_logged_model(tracking, tmp_path):
     table = mlflow.load_table(f"{artifacts.ARTIFACT_DIR}/{artifacts.TABLE_FILE}", run_ids=[run.info.run_id])
     assert set(table.attributed_label) == {"cooking", "football", "space"}  # real names, not LABEL_i
     assert table.sentence_id.nunique() == 3
+
+    # The embedded model is logged with its own model card (not one looked up on the Hub).
+    card = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/model/model_card.md", dst_path=str(tmp_path))
+    text = Path(card).read_text(encoding="utf-8")
+    assert "# tiny-bert-ja" in text and "labels: cooking, football, space" in text
 
     # The logged model explains again without training, on the same sample.
     result = invoke("explain", "--model", f"runs:/{run.info.run_id}/model", *common, *FAST)
