@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mlflow_explain.attribution._shortcuts import exact_shortcuts
 from mlflow_explain.attribution.base import EncodedText, RawAttribution
 from mlflow_explain.errors import ExplanationError
 
@@ -269,11 +270,15 @@ def probabilities(
     """
     device = model_device(model)
     out = torch.empty((len(rows), int(model.config.num_labels)))
+    if not rows:
+        return out
     lengths = [len(r.ids) for r in rows]
-    for batch in plan_passes(lengths, [1] * len(rows), internal_batch_size, token_budget(device)):
-        index = [item for item, _ in batch]
-        logits = forward_logits(model, stack_rows([rows[i] for i in index], pad_id, device))
-        out[index] = output_function(logits, activation).cpu()
+    probe = stack_rows([rows[lengths.index(min(lengths))], rows[lengths.index(max(lengths))]], pad_id, device)
+    with exact_shortcuts(model, probe):
+        for batch in plan_passes(lengths, [1] * len(rows), internal_batch_size, token_budget(device)):
+            index = [item for item, _ in batch]
+            logits = forward_logits(model, stack_rows([rows[i] for i in index], pad_id, device))
+            out[index] = output_function(logits, activation).cpu()
     return out
 
 

@@ -32,7 +32,7 @@ from mlflow_explain.attribution._engine import (
     target_token_scores,
     token_budget,
 )
-from mlflow_explain.attribution._shortcuts import gradient_shortcuts
+from mlflow_explain.attribution._shortcuts import exact_shortcuts
 from mlflow_explain.attribution.base import EncodedText, RawAttribution, output_activation
 from mlflow_explain.config import ExplainConfig
 
@@ -198,7 +198,7 @@ def _gradient_scores(
     lengths = inputs.lengths  # the shortest and the longest sentence check the shortcuts (with padding)
     probe_rows = sorted({lengths.index(min(lengths)), lengths.index(max(lengths))})
     probe = stack_rows([inputs.input_row(i) for i in probe_rows], inputs.pad_id, device)
-    with gradient_shortcuts(model, probe), torch.enable_grad():
+    with exact_shortcuts(model, probe), torch.enable_grad():
         for batch in plan_passes(inputs.lengths, n_rows, internal_batch_size, token_budget(device)):
             sentence = torch.tensor([i for i, _ in batch])
             slots = int(valid[sentence].sum(dim=1).max())  # the most targets of a sentence in this pass

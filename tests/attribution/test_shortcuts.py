@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 import torch
 
-from mlflow_explain.attribution import _shortcuts, get_attribution_method, gradients
+from mlflow_explain.attribution import _shortcuts, get_attribution_method
 from mlflow_explain.attribution._engine import Row, stack_rows
-from mlflow_explain.attribution._shortcuts import gradient_shortcuts
-from mlflow_explain.attribution.gradients import integrated_gradients, saliency
+from mlflow_explain.attribution._shortcuts import exact_shortcuts
 from mlflow_explain.config import ExplainConfig
 
 from .conftest import LABELS, SENTENCES, make_bert
@@ -41,6 +38,15 @@ def _logits_and_gradients(model, batch) -> tuple[torch.Tensor, list[torch.Tensor
     return logits.detach(), grads
 
 
+def _spy(function, calls: list):
+    def wrapper(*args, **kwargs):
+        result = function(*args, **kwargs)
+        calls.append(result is not None)
+        return result
+
+    return wrapper
+
+
 def _state(model) -> tuple:
     """What the shortcuts change: module types, the last layer's own forward, the attention setting."""
     last = model.bert.encoder.layer[-1]
@@ -53,7 +59,7 @@ def _state(model) -> tuple:
 
 def test_shortcuts_keep_the_logits_and_every_label_gradient(model, batch):
     logits, expected = _logits_and_gradients(model, batch)
-    with gradient_shortcuts(model, batch) as active:
+    with exact_shortcuts(model, batch) as active:
         assert active
         assert "forward" in vars(model.bert.encoder.layer[-1])
         assert model.config._attn_implementation == "eager"
@@ -66,7 +72,7 @@ def test_shortcuts_keep_the_logits_and_every_label_gradient(model, batch):
 
 def test_model_is_put_back_even_after_an_error(model, batch):
     before = _state(model)
-    with pytest.raises(RuntimeError, match="boom"), gradient_shortcuts(model, batch):
+    with pytest.raises(RuntimeError, match="boom"), exact_shortcuts(model, batch):
         assert _state(model) != before
         raise RuntimeError("boom")
     assert _state(model) == before
@@ -75,9 +81,9 @@ def test_model_is_put_back_even_after_an_error(model, batch):
 
 def test_nested_contexts_keep_the_shortcuts_until_the_last_one_closes(model, batch):
     before = _state(model)
-    with gradient_shortcuts(model, batch) as outer:
+    with exact_shortcuts(model, batch) as outer:
         inside = _state(model)
-        with gradient_shortcuts(model, batch) as inner:
+        with exact_shortcuts(model, batch) as inner:
             assert outer and inner
         assert _state(model) == inside  # the inner context did not undo the outer one's shortcuts
     assert _state(model) == before
@@ -86,7 +92,7 @@ def test_nested_contexts_keep_the_shortcuts_until_the_last_one_closes(model, bat
 def test_a_model_in_training_mode_is_left_alone(model, batch):
     model.train()
     before = _state(model)
-    with gradient_shortcuts(model, batch) as active:
+    with exact_shortcuts(model, batch) as active:
         assert not active
         assert _state(model) == before
 
@@ -95,7 +101,7 @@ def test_shortcuts_that_would_change_the_logits_are_not_used(model, batch, monke
     original = _shortcuts._first_token_layer
     monkeypatch.setattr(_shortcuts, "_first_token_layer", lambda *a, **k: 2 * original(*a, **k))
     before = _state(model)
-    with caplog.at_level("DEBUG", logger=_shortcuts.__name__), gradient_shortcuts(model, batch) as active:
+    with caplog.at_level("DEBUG", logger=_shortcuts.__name__), exact_shortcuts(model, batch) as active:
         assert not active
         assert _state(model) == before
     assert "logits differ" in caplog.text
@@ -107,20 +113,25 @@ def test_a_classifier_with_another_head_keeps_its_last_layer(batch):
     model = BertForTokenClassification(
         BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
     ).eval()
-    with gradient_shortcuts(model, batch) as active:
+    with exact_shortcuts(model, batch) as active:
         assert active  # activations and attention only
         assert "forward" not in vars(model.bert.encoder.layer[-1])
 
 
-@pytest.mark.parametrize("method", [integrated_gradients, saliency])
+@pytest.mark.parametrize("method", ["lig", "saliency", "occlusion", "shapley-sampling"])
 def test_attributions_are_the_same_without_shortcuts(method, model, tokenizer, encode, monkeypatch):
+    backend = get_attribution_method(method)
     encoded = encode(SENTENCES)
     targets = [ALL] * len(encoded)
-    fast = method(model, tokenizer, encoded, targets)
-    monkeypatch.setattr(gradients, "gradient_shortcuts", lambda *_: contextlib.nullcontext(False))
-    plain = method(model, tokenizer, encoded, targets)
-    for a, b in zip(fast, plain, strict=True):
-        np.testing.assert_allclose(a.scores, b.scores, atol=1e-6)
+    config = ExplainConfig(method=method, n_steps=8, n_samples=4)
+    installed = []
+    monkeypatch.setattr(_shortcuts, "_install", _spy(_shortcuts._install, installed))
+    fast = backend.attribute(model, tokenizer, encoded, targets, config)
+    assert installed and all(installed)  # the method ran through the shortcuts
+    monkeypatch.setattr(_shortcuts, "_install", lambda model: None)
+    plain = backend.attribute(model, tokenizer, encoded, targets, config)
+    for a, b in zip(fast, plain, strict=True):  # float32 rounding, L2-normalised: differences ~1e-6
+        np.testing.assert_allclose(a.scores, b.scores, atol=2e-5)
         if a.deltas is not None:
             np.testing.assert_allclose(a.deltas, b.deltas, atol=1e-6)
 
@@ -172,7 +183,7 @@ FAMILIES = [("roberta", True), ("xlm-roberta", True), ("electra", True), ("disti
 def test_other_bert_family_classifiers_keep_their_gradients(family, first_token_layer, batch):
     model = _family(family)
     logits, expected = _logits_and_gradients(model, batch)
-    with gradient_shortcuts(model, batch) as active:
+    with exact_shortcuts(model, batch) as active:
         assert active
         base = model.base_model
         layers = base.transformer.layer if family == "distilbert" else base.encoder.layer
