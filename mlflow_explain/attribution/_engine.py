@@ -41,6 +41,7 @@ __all__ = [
     "padded_targets",
     "plan_passes",
     "probabilities",
+    "probe_batch",
     "reference_token_id",
     "stack_rows",
     "target_token_scores",
@@ -220,6 +221,13 @@ def stack_rows(rows: Sequence[Row], pad_id: int, device: torch.device) -> dict[s
     return {name: tensor.to(device) for name, tensor in inputs.items()}
 
 
+def probe_batch(rows: Sequence[Row], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """The shortest and the longest of ``rows``, padded: the inputs on which :func:`exact_shortcuts` checks itself."""
+    lengths = [len(r.ids) for r in rows]
+    picked = sorted({lengths.index(min(lengths)), lengths.index(max(lengths))})
+    return stack_rows([rows[i] for i in picked], pad_id, device)
+
+
 def forward_logits(model, inputs: dict[str, torch.Tensor], embeddings: torch.Tensor | None = None) -> torch.Tensor:
     """Run the model and return its logits as float32.
 
@@ -273,8 +281,7 @@ def probabilities(
     if not rows:
         return out
     lengths = [len(r.ids) for r in rows]
-    probe = stack_rows([rows[lengths.index(min(lengths))], rows[lengths.index(max(lengths))]], pad_id, device)
-    with exact_shortcuts(model, probe):
+    with exact_shortcuts(model, probe_batch(rows, pad_id, device)):
         for batch in plan_passes(lengths, [1] * len(rows), internal_batch_size, token_budget(device)):
             index = [item for item, _ in batch]
             logits = forward_logits(model, stack_rows([rows[i] for i in index], pad_id, device))

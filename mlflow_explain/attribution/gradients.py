@@ -28,6 +28,7 @@ from mlflow_explain.attribution._engine import (
     padded_targets,
     plan_passes,
     probabilities,
+    probe_batch,
     stack_rows,
     target_token_scores,
     token_budget,
@@ -195,9 +196,7 @@ def _gradient_scores(
     n_rows = [len(points)] * len(inputs)
     if not totals:
         return totals
-    lengths = inputs.lengths  # the shortest and the longest sentence check the shortcuts (with padding)
-    probe_rows = sorted({lengths.index(min(lengths)), lengths.index(max(lengths))})
-    probe = stack_rows([inputs.input_row(i) for i in probe_rows], inputs.pad_id, device)
+    probe = probe_batch([inputs.input_row(i) for i in range(len(inputs))], inputs.pad_id, device)
     with exact_shortcuts(model, probe), torch.enable_grad():
         for batch in plan_passes(inputs.lengths, n_rows, internal_batch_size, token_budget(device)):
             sentence = torch.tensor([i for i, _ in batch])
