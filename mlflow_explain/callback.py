@@ -203,14 +203,11 @@ class ExplainCallback(TrainerCallback):
     def _log_step(
         self, explanations: list[Explanation], step: int, epoch: float, seconds: float, quality: dict[str, float]
     ) -> None:
-        import mlflow
         from mlflow.entities import Metric
 
         from mlflow_explain.render import attribution_table
 
-        if self.run_id is None:
-            raise RuntimeError("no MLflow run to log into (MLflow was unreachable when training started)")
-        client = mlflow.MlflowClient()
+        client = self._client()
         table = attribution_table(explanations)
         table.insert(0, "epoch", epoch)
         table.insert(0, "step", step)
@@ -224,13 +221,10 @@ class ExplainCallback(TrainerCallback):
 
     def _log_images(self, step: int, explanations: list[Explanation]) -> None:
         import matplotlib.pyplot as plt
-        import mlflow
 
         from mlflow_explain.render import token_importance_figure
 
-        if self.run_id is None:
-            raise RuntimeError("no MLflow run to log into (MLflow was unreachable when training started)")
-        client = mlflow.MlflowClient()
+        client = self._client()
         for explanation in explanations:
             figure = token_importance_figure(explanation)
             try:
@@ -239,6 +233,13 @@ class ExplainCallback(TrainerCallback):
             finally:
                 plt.close(figure)
         self._images_step = step
+
+    def _client(self):
+        import mlflow
+
+        if self.run_id is None:
+            raise RuntimeError("no MLflow run to log into (MLflow was unreachable when training started)")
+        return mlflow.MlflowClient()
 
     def _log_final_pages(self, args, step: int, explanations: list[Explanation]) -> None:
         import tempfile

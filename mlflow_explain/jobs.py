@@ -112,15 +112,7 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig,
             mlflow.log_metrics(metrics)
             card = embedded_model_card(dataset, training, result.metrics) if training.is_embedded else None
             model_uri = tracking.log_model(model, tokenizer, model_card=card)
-            explainer_uri = tracking.log_explainer_model(
-                model,
-                tokenizer,
-                text_column=data.text_column,
-                label_column=data.label_column,
-                max_length=training.max_length,
-                n_steps=explaining.n_steps,
-                example_texts=[explained.sample[0].text],
-            )
+            explainer_uri = _log_explainer(model, tokenizer, data, explaining, training.max_length, explained)
         metrics |= _log_explained(explained, explaining)
         return JobResult(run_id=run.info.run_id, metrics=metrics, model_uri=model_uri, explainer_uri=explainer_uri)
 
@@ -169,15 +161,7 @@ def run_explain(
             mlflow.log_metrics(metrics)
             explainer_uri = None
             if log_explainer:
-                explainer_uri = tracking.log_explainer_model(
-                    classifier,
-                    tokenizer,
-                    text_column=data.text_column,
-                    label_column=data.label_column,
-                    max_length=max_length,
-                    n_steps=explaining.n_steps,
-                    example_texts=[explained.sample[0].text],
-                )
+                explainer_uri = _log_explainer(classifier, tokenizer, data, explaining, max_length, explained)
         metrics |= _log_explained(explained, explaining)
         return JobResult(run_id=run.info.run_id, metrics=metrics, explainer_uri=explainer_uri)
 
@@ -228,6 +212,19 @@ def _explain(model, tokenizer, dataset: TextDataset, explaining: ExplainConfig, 
         explanations, folder, subtitle=subtitle, top_k=explaining.top_k, quality=qualities
     )
     return _Explained(sample, explanations, seconds, written, quality)
+
+
+def _log_explainer(model, tokenizer, data: DataConfig, explaining: ExplainConfig, max_length: int, explained) -> str:
+    """Log the explainer pyfunc model with the job's columns and settings; the first sentence is its example."""
+    return tracking.log_explainer_model(
+        model,
+        tokenizer,
+        text_column=data.text_column,
+        label_column=data.label_column,
+        max_length=max_length,
+        n_steps=explaining.n_steps,
+        example_texts=[explained.sample[0].text],
+    )
 
 
 def _log_explained(explained: _Explained, explaining: ExplainConfig) -> dict[str, float]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 KEYWORDS = {
@@ -99,3 +101,25 @@ def write_livedoor(root: Path, articles: dict[str, list[tuple[str, str]]]) -> Pa
                 encoding="utf-8",
             )
     return root
+
+
+@contextlib.contextmanager
+def sqlite_store(root: Path) -> Iterator[str]:
+    """A real sqlite tracking store in ``root`` with its own artifact folder, current while open; yields the URI."""
+    import mlflow
+    import pytest
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        experiment_id = mlflow.MlflowClient(uri).create_experiment(
+            "tests", artifact_location=(root / "artifacts").as_uri()
+        )
+        mlflow.set_experiment(experiment_id=experiment_id)
+        try:
+            yield uri
+        finally:
+            while mlflow.active_run():
+                mlflow.end_run()
+            mlflow.set_tracking_uri(None)

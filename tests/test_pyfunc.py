@@ -8,9 +8,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from builders import KEYWORDS, english_rows, save_tiny_english_model, write_csv
+from builders import KEYWORDS, english_rows, save_tiny_english_model, sqlite_store, write_csv
 from click.testing import CliRunner
-from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from mlflow_explain.cli import cli
@@ -29,14 +28,8 @@ LABELS = sorted(KEYWORDS)
 def store(tmp_path_factory):
     """One sqlite tracking store for the module (logging the explainer once is the slow part)."""
     root = tmp_path_factory.mktemp("pyfunc")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        experiment_id = MlflowClient(uri).create_experiment("tests", artifact_location=(root / "artifacts").as_uri())
-        mlflow.set_experiment(experiment_id=experiment_id)
+    with sqlite_store(root):
         yield root
-        mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture(scope="module")

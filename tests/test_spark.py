@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from builders import FILLER, KEYWORDS, save_tiny_english_model
+from builders import FILLER, KEYWORDS, save_tiny_english_model, sqlite_store
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
@@ -49,14 +49,8 @@ def sentences(n: int, seed: int = 0) -> list[dict]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("spark")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        experiment_id = MlflowClient(uri).create_experiment("tests", artifact_location=(root / "artifacts").as_uri())
-        mlflow.set_experiment(experiment_id=experiment_id)
+    with sqlite_store(root):
         yield root
-        mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture(scope="module")

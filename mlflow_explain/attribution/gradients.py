@@ -127,11 +127,7 @@ def saliency(
     Returns:
         One :class:`RawAttribution` per sentence, without deltas.
     """
-    inputs = SentenceInputs(model, tokenizer, texts)
-    raw = _gradient_scores(
-        model, inputs, targets, [(1.0, 1.0)], _norm, linear=False, internal_batch_size=internal_batch_size
-    )
-    return [RawAttribution(scores=_zero_special(s, t)) for s, t in zip(raw, texts, strict=True)]
+    return _at_input(model, tokenizer, texts, targets, _norm, False, internal_batch_size)
 
 
 def input_x_gradient(
@@ -149,9 +145,16 @@ def input_x_gradient(
     Returns:
         One :class:`RawAttribution` per sentence, without deltas.
     """
+    return _at_input(model, tokenizer, texts, targets, _times_input, True, internal_batch_size)
+
+
+def _at_input(
+    model, tokenizer, texts, targets, reduce: _Reduce, linear: bool, internal_batch_size: int | None
+) -> list[RawAttribution]:
+    """``reduce`` of the gradient at the input itself, special tokens scored 0, without deltas."""
     inputs = SentenceInputs(model, tokenizer, texts)
     raw = _gradient_scores(
-        model, inputs, targets, [(1.0, 1.0)], _times_input, linear=True, internal_batch_size=internal_batch_size
+        model, inputs, targets, [(1.0, 1.0)], reduce, linear=linear, internal_batch_size=internal_batch_size
     )
     return [RawAttribution(scores=_zero_special(s, t)) for s, t in zip(raw, texts, strict=True)]
 
