@@ -13,6 +13,18 @@ QUALITY_FILE = "quality.json"
 """Per-sentence quality figures (:mod:`mlflow_explain.quality`), logged with ``mlflow.log_table``."""
 
 SENTENCES_FILE = "sentences.json"
+"""Per-sentence table (``mlflow.log_table``) for the MLflow UI's artifact-evaluation view: one row per
+sentence, keyed by :func:`mlflow_explain.sampling.sentence_key`, with an ``image`` column of token strips."""
+
+SENTENCE_IMAGE_COLUMN = "image"
+"""Column of :data:`SENTENCES_FILE` that holds each sentence's token strip (an ``mlflow.Image``)."""
+
+STRIPS_DIR = "strips"
+"""Local folder of the rendered token strips (``<key>.png``); they are logged inside the tables and image series."""
+
+SUMMARY_IMAGE = "explanations.png"
+"""Token strips of the whole sample in one picture, logged at the run's artifact root (with a copy of
+:data:`HTML_FILE`) so that the compare page's Artifacts section shows runs side by side."""
 HTML_FILE = "explanations.html"
 WORDS_HTML_FILE = "explanations_words.html"
 PLOTS_DIR = "plots"
@@ -26,15 +38,26 @@ SAMPLE_HASH_TAG = "mlflow_explain.sample_hash"
 """Tag holding :func:`mlflow_explain.sampling.sample_hash` of the explained sentences."""
 
 METHOD_TAG = "mlflow_explain.method"
-IMAGE_KEY_SENTENCE = "explanations/sentence_{sentence_id:03d}"
+IMAGE_KEY_SENTENCE = "explanations/sentence_{sentence_id:02d}_{key}"
+"""Image series of one sentence: its position in the sample and its :func:`~mlflow_explain.sampling.sentence_key`,
+so that the same key shows the same sentence in every run."""
 IMAGE_KEY_SUMMARY = "explanations/top_tokens"
 
 TRAINING_DIR = f"{ARTIFACT_DIR}/training"
-"""Folder of the Trainer callback's artifacts; its ``attributions.json`` has ``step`` and ``epoch``
-columns on top of the usual ones and grows with every evaluation."""
+"""Folder of the Trainer callback's artifacts."""
+
+STEPS_DIR = f"{TRAINING_DIR}/steps"
+"""One folder per explained training step, ``step_<step:06d>``, holding that step's ``attributions.json``
+and ``sentences.json`` (the usual columns plus ``step`` and ``epoch``): each evaluation writes its own
+files, so logging one costs the same at the 30th evaluation as at the first."""
+
+STEP_FOLDER = "step_{step:06d}"
+
+LEGACY_STEP_TABLE = f"{TRAINING_DIR}/{TABLE_FILE}"
+"""Where runs logged before the per-step layout kept one growing table of every step (still read)."""
 
 STEP_COLUMNS = ("step", "epoch")
-IMAGE_KEY_TRAINING_SENTENCE = "explanations/training/sentence_{sentence_id:03d}"
+IMAGE_KEY_TRAINING_SENTENCE = "explanations/training/sentence_{sentence_id:02d}_{key}"
 
 COMPARISON_DIR = "comparison"
 """Folder of a comparison run's artifacts."""

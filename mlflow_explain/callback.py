@@ -1,16 +1,19 @@
 """A ``transformers`` ``TrainerCallback`` that explains probe sentences during training.
 
-On every evaluation (or every n-th) and at the end of training, :class:`ExplainCallback` explains
-a fixed set of probe sentences with the current model and logs, into the run that Trainer
-reports to:
+Before training starts (step 0, the untrained model), on every evaluation (or every n-th) and at
+the end of training, :class:`ExplainCallback` explains a fixed set of probe sentences with the
+current model and logs, into the run that Trainer reports to:
 
-* the rows of the attribution table with ``step`` and ``epoch`` columns, appended to
-  ``explanations/training/attributions.json`` so one table shows how attributions evolve;
-* a token-importance plot per sentence as an image series (``mlflow.log_image(key=..., step=...)``),
-  on every ``images_every``-th explanation and at the end (drawing them is most of the per-step cost);
+* the step's attribution table and per-sentence table, with ``step`` and ``epoch`` columns, as files
+  of their own under ``explanations/training/steps/step_<step>/`` (so logging a step costs the same
+  at the 30th evaluation as at the first);
+* each sentence's token strip as an image series keyed by the sentence
+  (``mlflow.log_image(key=..., step=...)``), on every ``images_every``-th explanation and at the end;
 * per-step metrics: explanation time, mean predicted-label probability, probe accuracy, the
   completeness error and, with ``config.quality``, the quality metrics of :mod:`mlflow_explain.quality`;
-* at the end, the HTML pages and the per-class summary plot of the final step.
+* at the end, the per-sentence history of every step as one table (``mlflow.log_table``,
+  ``explanations/training/sentences.json``), the HTML pages and the per-class summary plot of the
+  final step, and the final step's summary picture and page at the run's artifact root.
 
 Explaining must not change training: the callback saves and restores the random number
 generators, the parameters' gradients and the model's train/eval mode around its work, so a
@@ -38,7 +41,7 @@ from mlflow_explain.config import ExplainConfig
 from mlflow_explain.data import Example, TextDataset
 from mlflow_explain.explanation import Explanation, summary_metrics
 from mlflow_explain.quality import evaluate_quality, quality_metrics
-from mlflow_explain.sampling import sample_examples, sample_hash
+from mlflow_explain.sampling import sample_examples, sample_hash, sentence_key
 
 __all__ = ["ExplainCallback"]
 
@@ -57,14 +60,13 @@ class ExplainCallback(TrainerCallback):
     Args:
         tokenizer: The model's tokenizer.
         probe: The probe sentences (examples with their true labels), or a data set whose
-            evaluation split is sampled with ``config.n_explain`` and ``config.seed``, the same
+            evaluation split is sampled with ``config.n_explain`` and ``config.sample_seed``, the same
             deterministic sample the main job explains.
         config: Explanation settings. Defaults to ``ExplainConfig()``.
         every: Explain on every ``every``-th evaluation. Defaults to 1.
-        images_every: Log the per-sentence plots as image series on every ``images_every``-th
-            explanation (the first one included) and for the final step; 0 logs none. Drawing them
-            takes about 0.2 s per probe sentence, most of the per-step cost on a small model.
-            Defaults to 1.
+        images_every: Log the per-sentence token strips as image series on every
+            ``images_every``-th explanation (the step-0 baseline included) and for the final step;
+            0 logs none. Defaults to 1.
         max_length: Longest input in tokens; defaults to the model's maximum.
         fallback_dir: Where explanations that could not be logged are written. Defaults to
             ``<output_dir>/unlogged-explanations`` of the Trainer.
@@ -92,7 +94,7 @@ class ExplainCallback(TrainerCallback):
         self.tokenizer = tokenizer
         self.config = config or ExplainConfig()
         if isinstance(probe, TextDataset):
-            probe = sample_examples(probe.eval, self.config.n_explain, self.config.seed)
+            probe = sample_examples(probe.eval, self.config.n_explain, self.config.sample_seed)
         self.probe = list(probe)
         if not self.probe:
             raise ValueError("the probe holds no sentences; give examples or a data set with an evaluation split.")
@@ -107,6 +109,7 @@ class ExplainCallback(TrainerCallback):
         self._explanations = 0
         self._last: tuple[int, list[Explanation]] | None = None
         self._images_step: int | None = None  # the last step whose images were logged
+        self._history: list = []  # per-sentence tables of the logged steps (DataFrames)
 
     @classmethod
     def from_texts(cls, tokenizer, texts: Sequence[str], labels: Sequence[str], **kwargs) -> ExplainCallback:
@@ -141,6 +144,10 @@ class ExplainCallback(TrainerCallback):
             mlflow.MlflowClient().set_tag(self.run_id, artifacts.SAMPLE_HASH_TAG, sample_hash(self.probe))
         except Exception as err:  # training must go on without explanations (see module docstring)
             self._warn("could not reach MLflow at the start of training", err)
+            return
+        model = kwargs.get("model")
+        if model is not None:  # the baseline: the image slider opens on a picture, the history on the untrained model
+            self._explain_and_log(args, state, model)
 
     def on_evaluate(self, args, state, control, model=None, **kwargs):
         if not state.is_world_process_zero or model is None:
@@ -160,6 +167,7 @@ class ExplainCallback(TrainerCallback):
                     self._log_images(*self._last)
                 except Exception as err:  # see _explain_and_log
                     self._warn(f"could not log the plots of step {self._last[0]}", err)
+            self._log_history()
             self._log_final_pages(args, *self._last)
         if self._own_run:
             import mlflow
@@ -179,12 +187,11 @@ class ExplainCallback(TrainerCallback):
                     model, self.tokenizer, self.probe, self.config, max_length=self.max_length, progress=False
                 )
                 seconds = time.perf_counter() - started
-                quality = {}
+                qualities = None
                 if self.config.quality:
                     qualities = evaluate_quality(
                         model, self.tokenizer, explanations, self.config, max_length=self.max_length
                     )
-                    quality = quality_metrics(qualities)
         except Exception as err:  # out of memory, a bad probe text, ...: warn and let training go on
             self._warn(f"could not explain the probe sentences at step {step}", err)
             return
@@ -192,7 +199,7 @@ class ExplainCallback(TrainerCallback):
         self._explanations += 1
         images = bool(self.images_every) and (self._explanations - 1) % self.images_every == 0
         try:
-            self._log_step(explanations, step, epoch, seconds, quality)
+            self._log_step(explanations, step, epoch, seconds, qualities)
             if images:
                 self._log_images(step, explanations)
         except Exception as err:  # tracking store down, ...: keep the explanations locally
@@ -201,38 +208,51 @@ class ExplainCallback(TrainerCallback):
             print(f"mlflow-explain: explanations of step {step} kept in {folder}", flush=True)
 
     def _log_step(
-        self, explanations: list[Explanation], step: int, epoch: float, seconds: float, quality: dict[str, float]
+        self, explanations: list[Explanation], step: int, epoch: float, seconds: float, qualities: list | None
     ) -> None:
+        import tempfile
+
         from mlflow.entities import Metric
 
-        from mlflow_explain.render import attribution_table
+        from mlflow_explain.tracking import write_step_tables
 
         client = self._client()
-        table = attribution_table(explanations)
-        table.insert(0, "epoch", epoch)
-        table.insert(0, "step", step)
-        with _no_artifact_progress_bars():  # log_table downloads the table to append to it
-            client.log_table(self.run_id, table, f"{artifacts.TRAINING_DIR}/{artifacts.TABLE_FILE}")
+        with tempfile.TemporaryDirectory(prefix="mlflow-explain-step-") as folder:
+            written, sentences = write_step_tables(explanations, folder, step=step, epoch=epoch, quality=qualities)
+            destination = f"{artifacts.STEPS_DIR}/{artifacts.STEP_FOLDER.format(step=step)}"
+            for path in written:
+                client.log_artifact(self.run_id, str(path), destination)
+        self._history.append(sentences)
         values = {f"probe_{k}": v for k, v in summary_metrics(explanations).items()}
         values["probe_explain_seconds"] = seconds
-        values |= {f"probe_{k}": v for k, v in quality.items()}
+        values |= {f"probe_{k}": v for k, v in quality_metrics(qualities or []).items()}
         now = int(time.time() * 1000)
         client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
 
     def _log_images(self, step: int, explanations: list[Explanation]) -> None:
-        import matplotlib.pyplot as plt
-
-        from mlflow_explain.render import token_importance_figure
+        from mlflow_explain.render import token_strip
 
         client = self._client()
         for explanation in explanations:
-            figure = token_importance_figure(explanation)
-            try:
-                key = artifacts.IMAGE_KEY_TRAINING_SENTENCE.format(sentence_id=explanation.sentence_id)
-                client.log_image(self.run_id, _figure_to_array(figure), key=key, step=step)
-            finally:
-                plt.close(figure)
+            if not explanation.attributions:
+                continue
+            key = sentence_key(explanation.text)
+            name = artifacts.IMAGE_KEY_TRAINING_SENTENCE.format(sentence_id=explanation.sentence_id, key=key)
+            client.log_image(self.run_id, token_strip(explanation, key=key), key=name, step=step)
         self._images_step = step
+
+    def _log_history(self) -> None:
+        """Log every step's per-sentence rows as one table, once, at the end of training."""
+        import pandas as pd
+
+        if not self._history:
+            return
+        try:
+            history = pd.concat(self._history, ignore_index=True)
+            with _no_artifact_progress_bars():
+                self._client().log_table(self.run_id, history, f"{artifacts.TRAINING_DIR}/{artifacts.SENTENCES_FILE}")
+        except Exception as err:  # see _explain_and_log; the per-step files hold the same rows
+            self._warn("could not log the per-sentence history table", err)
 
     def _client(self):
         import mlflow
@@ -264,6 +284,8 @@ class ExplainCallback(TrainerCallback):
                     f"{artifacts.PLOTS_DIR}/{artifacts.SUMMARY_PLOT}",
                 ):
                     client.log_artifact(self.run_id, str(written[name]), artifacts.TRAINING_DIR)
+                for name in (artifacts.SUMMARY_IMAGE, artifacts.HTML_FILE):  # the compare page shows the root
+                    client.log_artifact(self.run_id, str(written[name]))
             except Exception as err:  # see _explain_and_log
                 kept = self._keep_locally(args, explanations, f"final-step-{step:06d}")
                 self._warn(f"could not log the final explanation pages; they are kept in {kept}", err)
@@ -334,8 +356,3 @@ def _no_artifact_progress_bars() -> Iterator[None]:
         yield
     finally:
         os.environ.pop(name, None)
-
-
-def _figure_to_array(figure) -> np.ndarray:
-    figure.canvas.draw()
-    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()

@@ -75,30 +75,62 @@ def data_options(func):
     return func
 
 
-class _Switch(click.ParamType):
-    """``true``/``false`` for an option that may also be given bare (``--force`` means ``--force=true``)."""
-
-    name = "boolean"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "1", "yes", "y", "on"):
-            return True
-        if text in ("false", "0", "no", "n", "off", ""):
-            return False
-        self.fail(
-            f"{value!r} is not true or false; give {param.opts[0]} after the run IDs, or as {param.opts[0]}=true",
-            param,
-            ctx,
-        )
+_TRUE = ("true", "1", "yes", "y", "on")
+_FALSE = ("false", "0", "no", "n", "off")
 
 
 def switch_option(flag: str, default: bool, help: str):
-    """A true/false option that may also be given bare (``--flag`` means ``--flag=true``)."""
-    return click.option(
-        flag, type=_Switch(), is_flag=False, flag_value=True, default=default, show_default=True, help=help
+    """A true/false switch: ``--flag`` / ``--no-flag`` anywhere on the line, or ``--flag=true|false``.
+
+    The ``=`` form is what MLproject entry points write (``--quality={quality}``); :class:`_Command`
+    turns it (and ``--flag true``) into the bare switch before click parses the line.
+    """
+    return click.option(f"{flag}/--no-{flag.removeprefix('--')}", default=default, show_default=True, help=help)
+
+
+class _Command(click.Command):
+    """A command whose switches also take a value: ``--force=true``, ``--quality false``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        switches = {
+            param.opts[0]: param
+            for param in self.params
+            if isinstance(param, click.Option) and param.is_flag and param.secondary_opts
+        }
+        rewritten: list[str] = []
+        rest = iter(args)
+        for arg in rest:
+            if arg == "--":
+                rewritten += [arg, *rest]
+                break
+            name, sep, value = arg.partition("=")
+            if name not in switches:
+                rewritten.append(arg)
+                continue
+            if not sep:
+                ahead = next(rest, None)
+                if ahead is not None and ahead.strip().lower() in ("true", "false"):
+                    value = ahead
+                else:
+                    rewritten.append(name)
+                    if ahead is not None:
+                        rewritten.append(ahead)
+                    continue
+            rewritten.append(_switch(switches[name], value, ctx))
+        return super().parse_args(ctx, rewritten)
+
+
+def _switch(param: click.Option, value: str, ctx: click.Context) -> str:
+    text = value.strip().lower()
+    if text in _TRUE:
+        return param.opts[0]
+    if text in _FALSE or text == "":
+        return param.secondary_opts[0]
+    raise click.BadParameter(
+        f"{value!r} is not true or false; give {param.opts[0]} or {param.secondary_opts[0]} "
+        f"(or {param.opts[0]}=true / =false)",
+        ctx,
+        param,
     )
 
 
@@ -140,7 +172,14 @@ def explain_options(func):
         ),
         click.option("--internal-batch-size", default="", help="Largest interpolation batch (default: automatic)."),
         click.option("--top-k", default=10, show_default=True, type=int, help="Tokens per class in the summary plot."),
-        click.option("--seed", default=42, show_default=True, type=int, help="Seed of the split, sample and training."),
+        click.option(
+            "--sample-seed",
+            default=42,
+            show_default=True,
+            type=int,
+            help="Seed of the evaluation split (when the data has none) and of the explained sample; "
+            "keep it fixed to compare runs.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -152,6 +191,9 @@ def explain_options(func):
 def cli(verbose: bool) -> None:
     """Explain Hugging Face text classifiers and track the explanations in MLflow."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+cli.command_class = _Command
 
 
 @cli.command()
@@ -178,6 +220,9 @@ def cli(verbose: bool) -> None:
     show_default=True,
     type=click.IntRange(min=0),
     help="Also explain the sample during training, every N evaluations (epochs); 0: only after training.",
+)
+@click.option(
+    "--seed", default=42, show_default=True, type=int, help="Seed of training (weight initialisation, data order)."
 )
 @explain_options
 def main(**options) -> None:
@@ -362,7 +407,7 @@ def _data_config(options: dict) -> DataConfig:
         eval_data=options["eval_data"] or None,
         eval_fraction=options["eval_fraction"],
         text_field=options["text_field"],
-        seed=options["seed"],
+        sample_seed=options["sample_seed"],
     )
 
 
@@ -373,7 +418,7 @@ def _explain_config(options: dict) -> ExplainConfig:
         method=options["method"],
         target=options["target"],
         internal_batch_size=_optional_int(options["internal_batch_size"]),
-        seed=options["seed"],
+        sample_seed=options["sample_seed"],
         top_k=options["top_k"],
         integration=options["integration"],
         n_samples=options["n_samples"],

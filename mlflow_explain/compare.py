@@ -138,6 +138,7 @@ class Version:
         epoch: Training epoch, for the steps of one run.
         metrics: Run-level figures to show next to it, such as the quality metrics
             (``quality_comprehensiveness``, ...).
+        run_name: The MLflow run's name alone (for the comparison run's name). Defaults to ``""``.
     """
 
     name: str
@@ -147,6 +148,7 @@ class Version:
     step: int | None = None
     epoch: float | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
+    run_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -272,12 +274,20 @@ def compare_runs(
     return _compare("runs", versions, tables, top_k=top_k, forced=force, consecutive=False)
 
 
-def compare_steps(run: Version, table: pd.DataFrame, *, top_k: int = 5) -> Comparison:
+def compare_steps(
+    run: Version,
+    table: pd.DataFrame,
+    step_metrics: Mapping[int, Mapping[str, float]] | None = None,
+    *,
+    top_k: int = 5,
+) -> Comparison:
     """Compare the steps of one run's step table, the first step being the reference.
 
     Args:
         run: The run; each step becomes a copy named ``"step <step> (epoch <epoch>)"``.
         table: The Trainer callback's table: the attribution table plus ``step`` and ``epoch``.
+        step_metrics: Each step's own figures (its quality metrics), shown instead of the run's;
+            a step without an entry shows none. Defaults to None (every step shows the run's).
         top_k: Units per sentence in the top-k overlap. Defaults to 5.
 
     Returns:
@@ -304,7 +314,9 @@ def compare_steps(run: Version, table: pd.DataFrame, *, top_k: int = 5) -> Compa
     for step in steps:
         rows = table[table.step == step]
         epoch = float(rows.epoch.iloc[0])
-        versions.append(replace(run, name=f"step {step} (epoch {round(epoch, 2):g})", step=step, epoch=epoch))
+        metrics = run.metrics if step_metrics is None else dict(step_metrics.get(step, {}))
+        name = f"step {step} (epoch {round(epoch, 2):g})"
+        versions.append(replace(run, name=name, step=step, epoch=epoch, metrics=metrics))
         tables.append(rows)
     return _compare("steps", versions, tables, top_k=top_k, forced=False, consecutive=True)
 

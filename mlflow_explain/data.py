@@ -82,7 +82,7 @@ def load_dataset(config: DataConfig) -> TextDataset:
     The evaluation split is, in this order of precedence: the file ``config.eval_data`` (and then
     every example of ``config.data`` is used for training), the ``split`` column or the data set
     split of ``config.data``, or a share ``config.eval_fraction`` of each label drawn with
-    ``config.seed`` (see :func:`stratified_split`).
+    ``config.sample_seed`` (see :func:`stratified_split`).
 
     Args:
         config: Where the data is and how to read it.
@@ -110,7 +110,9 @@ def load_dataset(config: DataConfig) -> TextDataset:
     if any(_has_split(split) for _, _, split in cleaned):
         train, evaluation = _split_by_column(cleaned, source)
     else:
-        train, evaluation = stratified_split([example for _, example, _ in cleaned], config.eval_fraction, config.seed)
+        train, evaluation = stratified_split(
+            [example for _, example, _ in cleaned], config.eval_fraction, config.sample_seed
+        )
     return _validate(train, evaluation, source)
 
 

@@ -89,7 +89,7 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig,
                     "learning_rate": training.resolved_learning_rate,
                     "batch_size": training.batch_size,
                     "max_length": training.max_length,
-                    "train_seed": training.seed,
+                    "seed": training.seed,
                     "explain_every": explain_every,
                 }
             )
@@ -181,7 +181,7 @@ class _Explained:
 
 def _explain(model, tokenizer, dataset: TextDataset, explaining: ExplainConfig, max_length, run) -> _Explained:
     """Explain the sample and render the artifacts into a local folder at once (kept until logged)."""
-    sample = sample_examples(dataset.eval, explaining.n_explain, explaining.seed)
+    sample = sample_examples(dataset.eval, explaining.n_explain, explaining.sample_seed)
     if len(sample) < explaining.n_explain:
         logger.warning(
             "n_explain=%d but the evaluation split has %d sentences; explaining all of them.",
@@ -281,7 +281,6 @@ def _log_params(data: DataConfig, explaining: ExplainConfig, dataset: TextDatase
             "label_column": data.label_column,
             "eval_data": data.eval_data or "",
             "text_field": data.text_field,
-            "data_seed": data.seed,
             "n_train": len(dataset.train),
             "n_eval": len(dataset.eval),
             "labels": ",".join(dataset.labels),
@@ -290,7 +289,7 @@ def _log_params(data: DataConfig, explaining: ExplainConfig, dataset: TextDatase
             "method": explaining.method,
             "target": explaining.target,
             "internal_batch_size": explaining.internal_batch_size or "",
-            "seed": explaining.seed,
+            "sample_seed": explaining.sample_seed,
             "quality": str(explaining.quality).lower(),  # as `mlflow run` logs the MLproject parameter
             "randomization": str(explaining.randomization).lower(),
         }

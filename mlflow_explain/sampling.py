@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from mlflow_explain.data import Example
 
-__all__ = ["sample_examples", "sample_hash"]
+__all__ = ["sample_examples", "sample_hash", "sentence_key"]
 
 
 def sample_examples(examples: Sequence[Example], n: int, seed: int) -> list[Example]:
@@ -65,3 +65,22 @@ def sample_hash(examples: Sequence[Example]) -> str:
     """
     payload = json.dumps([[e.text, e.label] for e in examples], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def sentence_key(text: str) -> str:
+    """A short, stable name for a sentence: equal texts get equal keys in every run.
+
+    Artifacts that must line up across runs (image series, the per-sentence table) are keyed by
+    it rather than by the position in the sample.
+
+    Args:
+        text: The sentence.
+
+    Returns:
+        The first 8 hex digits of a SHA-256 over the UTF-8 text.
+
+    Example:
+        >>> sentence_key("サッカー日本代表が逆転勝利")
+        '553bd9fe'
+    """
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]

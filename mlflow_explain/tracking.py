@@ -18,6 +18,7 @@ from pathlib import Path
 from mlflow_explain import artifacts
 from mlflow_explain.errors import ModelError, TrackingError
 from mlflow_explain.explanation import Explanation, summary_metrics
+from mlflow_explain.sampling import sentence_key
 
 __all__ = [
     "PIP_REQUIREMENTS",
@@ -29,7 +30,10 @@ __all__ = [
     "log_training_history",
     "log_written_explanations",
     "tracking_errors",
+    "with_strips",
     "write_explanations",
+    "write_step_tables",
+    "write_strips",
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,8 +59,9 @@ def write_explanations(
     subtitle: str | None = None,
     top_k: int = 10,
     quality: Sequence | None = None,
+    plots: bool = True,
 ) -> dict[str, Path]:
-    """Render explanations into ``folder``: tables, HTML pages and plots.
+    """Render explanations into ``folder``: tables, HTML pages, token strips and plots.
 
     Every file is written under a temporary name and renamed into place, so a reader never
     sees half a file.
@@ -68,31 +73,26 @@ def write_explanations(
         subtitle: Line under the title (run name, parameters).
         top_k: Tokens per class in the summary plot. Defaults to 10.
         quality: Per-sentence :class:`~mlflow_explain.quality.SentenceQuality` figures, written
-            as the ``quality.json`` table when given.
+            as the ``quality.json`` table and into the per-sentence table when given.
+        plots: Also draw the matplotlib token-importance plots (``plots/``; about 0.2 s each).
+            Defaults to True.
 
     Returns:
-        Map from artifact name to the written path.
+        Map from artifact name (a path relative to ``folder``) to the written path.
     """
-    import matplotlib.pyplot as plt
     import pandas as pd
 
     from mlflow_explain.quality import QUALITY_COLUMNS, quality_records
-    from mlflow_explain.render import (
-        attribution_table,
-        render_html,
-        sentence_table,
-        token_importance_figure,
-        top_tokens_figure,
-    )
+    from mlflow_explain.render import attribution_table, render_html, sample_strips, sentence_table
 
     folder = Path(folder)
-    (folder / artifacts.PLOTS_DIR).mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     table = attribution_table(explanations)
     written = {
         artifacts.TABLE_FILE: _atomic_write(folder / artifacts.TABLE_FILE, _table_json(table)),
         artifacts.TABLE_CSV: _atomic_write(folder / artifacts.TABLE_CSV, table.to_csv(index=False)),
         artifacts.SENTENCES_FILE: _atomic_write(
-            folder / artifacts.SENTENCES_FILE, _table_json(sentence_table(explanations))
+            folder / artifacts.SENTENCES_FILE, _table_json(sentence_table(explanations, quality))
         ),
         artifacts.HTML_FILE: _atomic_write(
             folder / artifacts.HTML_FILE, render_html(explanations, title=title, subtitle=subtitle)
@@ -105,10 +105,85 @@ def write_explanations(
     if quality is not None:
         frame = pd.DataFrame(quality_records(quality), columns=list(QUALITY_COLUMNS))
         written[artifacts.QUALITY_FILE] = _atomic_write(folder / artifacts.QUALITY_FILE, _table_json(frame))
+    written |= write_strips(explanations, folder)
+    keys = [sentence_key(e.text) for e in explanations]
+    written[artifacts.SUMMARY_IMAGE] = _save_image(
+        sample_strips(explanations, keys=keys), folder / artifacts.SUMMARY_IMAGE
+    )
+    if plots:
+        written |= _write_plots(explanations, folder, top_k)
+    return written
+
+
+def write_strips(explanations: Sequence[Explanation], folder: str | Path) -> dict[str, Path]:
+    """Draw each sentence's token strip into ``folder/strips/<key>.png``.
+
+    Args:
+        explanations: The explained sentences (those without attributions are skipped).
+        folder: Destination folder.
+
+    Returns:
+        Map from ``strips/<key>.png`` to the written path.
+    """
+    from mlflow_explain.render import token_strip
+
+    (Path(folder) / artifacts.STRIPS_DIR).mkdir(parents=True, exist_ok=True)
+    written = {}
+    for explanation in explanations:
+        if explanation.attributions:
+            key = sentence_key(explanation.text)
+            name = _strip_name(key)
+            written[name] = _save_image(token_strip(explanation, key=key), Path(folder) / name)
+    return written
+
+
+def write_step_tables(
+    explanations: Sequence[Explanation],
+    folder: str | Path,
+    *,
+    step: int,
+    epoch: float,
+    quality: Sequence | None = None,
+):
+    """Write one training step's attribution and per-sentence tables, with ``step`` and ``epoch`` columns.
+
+    Args:
+        explanations: The step's explanations.
+        folder: Destination folder.
+        step: The global training step.
+        epoch: The epoch at that step.
+        quality: The step's per-sentence quality figures, if computed.
+
+    Returns:
+        ``(paths, sentences)``: the two written files (``attributions.json``, ``sentences.json``, in
+        ``log_table``'s format) and the per-sentence DataFrame.
+    """
+    from mlflow_explain.render import attribution_table, sentence_table
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = {
+        artifacts.TABLE_FILE: attribution_table(explanations),
+        artifacts.SENTENCES_FILE: sentence_table(explanations, quality),
+    }
+    for table in tables.values():
+        table.insert(0, "epoch", float(epoch))
+        table.insert(0, "step", int(step))
+    paths = [_atomic_write(folder / name, _table_json(table)) for name, table in tables.items()]
+    return paths, tables[artifacts.SENTENCES_FILE]
+
+
+def _write_plots(explanations: Sequence[Explanation], folder: Path, top_k: int) -> dict[str, Path]:
+    import matplotlib.pyplot as plt
+
+    from mlflow_explain.render import token_importance_figure, top_tokens_figure
+
+    (folder / artifacts.PLOTS_DIR).mkdir(parents=True, exist_ok=True)
     figures = [
         (f"{artifacts.PLOTS_DIR}/sentence_{e.sentence_id:03d}.png", token_importance_figure(e)) for e in explanations
     ]
     figures.append((f"{artifacts.PLOTS_DIR}/{artifacts.SUMMARY_PLOT}", top_tokens_figure(explanations, top_k=top_k)))
+    written = {}
     for name, figure in figures:
         try:
             with _atomic_path(folder / name) as tmp:
@@ -130,7 +205,7 @@ def log_explanations(
     extra_metrics: Mapping[str, float] | None = None,
     keep_dir: str | Path | None = None,
 ) -> dict[str, float]:
-    """Log explanations to the active MLflow run: table, CSV, HTML, plots, images and metrics.
+    """Log explanations to the active MLflow run: tables, HTML, strips, plots, images and metrics.
 
     Args:
         explanations: The explained sentences.
@@ -160,6 +235,10 @@ def log_explanations(
     return metrics
 
 
+_TABLES = (artifacts.TABLE_FILE, artifacts.QUALITY_FILE, artifacts.SENTENCES_FILE)
+_AT_ROOT = (artifacts.SUMMARY_IMAGE,)
+
+
 def log_written_explanations(
     written: Mapping[str, Path],
     explanations: Sequence[Explanation],
@@ -171,7 +250,10 @@ def log_written_explanations(
     """Log the files that :func:`write_explanations` rendered, with the images and metrics.
 
     Jobs render right after explaining, so the files are on disk before anything can fail, and
-    log them later with this function.
+    log them later with this function. The tables go through ``mlflow.log_table`` (the per-sentence
+    table with each sentence's token strip in its ``image`` column); the summary picture and a copy
+    of the HTML page go to the run's artifact root as well; each sentence's strip is also logged as
+    the image series :data:`~mlflow_explain.artifacts.IMAGE_KEY_SENTENCE`.
 
     Args:
         written: What :func:`write_explanations` returned.
@@ -192,11 +274,16 @@ def log_written_explanations(
     metrics = {**summary_metrics(explanations), **(extra_metrics or {})}
     try:
         for name, path in written.items():
-            if name in (artifacts.TABLE_FILE, artifacts.QUALITY_FILE):
+            if name == artifacts.SENTENCES_FILE:
+                mlflow.log_table(with_strips(_read_table(path), written), artifact_file=f"{artifact_dir}/{name}")
+            elif name in _TABLES:
                 # log_table registers the table so that mlflow.load_table joins it across runs.
                 mlflow.log_table(_read_table(path), artifact_file=f"{artifact_dir}/{name}")
-            else:
+            elif name in _AT_ROOT:
+                mlflow.log_artifact(str(path))
+            elif not name.startswith(f"{artifacts.STRIPS_DIR}/"):  # strips live in the table and the images
                 mlflow.log_artifact(str(path), artifact_path=f"{artifact_dir}/{Path(name).parent}".rstrip("/."))
+        mlflow.log_artifact(str(written[artifacts.HTML_FILE]))  # at the root too, for the compare page
         _log_images(written, explanations, step)
         mlflow.log_metrics(metrics, step=step)
     except Exception as err:  # MLflow raises MlflowException, requests and OS errors alike
@@ -207,20 +294,56 @@ def log_written_explanations(
     return metrics
 
 
+def with_strips(table, written: Mapping[str, Path]):
+    """The per-sentence table with its ``image`` column: each row's token strip as an ``mlflow.Image``.
+
+    Args:
+        table: A :func:`~mlflow_explain.render.sentence_table` frame (its ``key`` column names the strips).
+        written: The rendered files, holding ``strips/<key>.png`` for each row.
+
+    Returns:
+        A copy of ``table`` with the :data:`~mlflow_explain.artifacts.SENTENCE_IMAGE_COLUMN` column.
+    """
+    import mlflow
+    from PIL import Image
+
+    def image(key: str):
+        with Image.open(written[_strip_name(key)]) as strip:
+            return mlflow.Image(strip.convert("RGB"))
+
+    table = table.copy()
+    table[artifacts.SENTENCE_IMAGE_COLUMN] = [image(key) for key in table["key"]]
+    return table
+
+
 def _log_images(written: Mapping[str, Path], explanations: Sequence[Explanation], step: int | None) -> None:
     import mlflow
     from PIL import Image
 
     for explanation in explanations:
-        name = f"{artifacts.PLOTS_DIR}/sentence_{explanation.sentence_id:03d}.png"
-        with Image.open(written[name]) as image:
+        key = sentence_key(explanation.text)
+        if _strip_name(key) not in written:
+            continue
+        with Image.open(written[_strip_name(key)]) as image:
             mlflow.log_image(
                 image.convert("RGB"),
-                key=artifacts.IMAGE_KEY_SENTENCE.format(sentence_id=explanation.sentence_id),
+                key=artifacts.IMAGE_KEY_SENTENCE.format(sentence_id=explanation.sentence_id, key=key),
                 step=step or 0,
             )
-    with Image.open(written[f"{artifacts.PLOTS_DIR}/{artifacts.SUMMARY_PLOT}"]) as image:
-        mlflow.log_image(image.convert("RGB"), key=artifacts.IMAGE_KEY_SUMMARY, step=step or 0)
+    summary = written.get(f"{artifacts.PLOTS_DIR}/{artifacts.SUMMARY_PLOT}")
+    if summary is not None:
+        with Image.open(summary) as image:
+            mlflow.log_image(image.convert("RGB"), key=artifacts.IMAGE_KEY_SUMMARY, step=step or 0)
+
+
+def _strip_name(key: str) -> str:
+    return f"{artifacts.STRIPS_DIR}/{key}.png"
+
+
+def _save_image(image, path: Path) -> Path:
+    with _atomic_path(path) as tmp:
+        image.save(tmp, format="png")
+    return path
 
 
 def log_training_history(history: Sequence[Mapping]) -> None:
@@ -398,7 +521,7 @@ if TYPE_CHECKING:
 
     from mlflow_explain.compare import Comparison, Version
 
-__all__ += ["load_run_tables", "load_step_table", "log_comparison", "write_comparison"]
+__all__ += ["comparison_run_name", "load_run_tables", "load_step_table", "log_comparison", "write_comparison"]
 
 COMPARISON_PARAMS = ("model", "method", "n_steps", "epochs", "target", "seed", "data")
 """Run parameters shown next to each compared run (``<name>_resolved`` wins over ``<name>``)."""
@@ -423,19 +546,44 @@ def load_run_tables(run_ids: Sequence[str]) -> tuple[list[Version], list[pd.Data
     return [version for version, _ in loaded], [table for _, table in loaded]
 
 
-def load_step_table(run_id: str) -> tuple[Version, pd.DataFrame]:
-    """Load the Trainer callback's step table of a run for :func:`mlflow_explain.compare.compare_steps`.
+def load_step_table(run_id: str) -> tuple[Version, pd.DataFrame, dict[int, dict[str, float]]]:
+    """Load the Trainer callback's steps of a run for :func:`mlflow_explain.compare.compare_steps`.
+
+    Reads the per-step files (``explanations/training/steps/step_<step>/attributions.json``) or, for
+    runs logged before that layout, the one growing table ``explanations/training/attributions.json``.
 
     Args:
         run_id: A run trained with :class:`mlflow_explain.callback.ExplainCallback`.
 
     Returns:
-        ``(version, table)``: the run's description and its table, with ``step`` and ``epoch``.
+        ``(version, table, step_metrics)``: the run's description, its attribution rows of every
+        step (with ``step`` and ``epoch``), and each step's quality metrics (``quality_*``, from the
+        run's ``probe_quality_*`` metric series).
 
     Raises:
         ComparisonError: The run does not exist or has no step table.
     """
-    return _load_table(run_id, f"{artifacts.TRAINING_DIR}/{artifacts.TABLE_FILE}")
+    import mlflow
+    import pandas as pd
+
+    version, run = _describe_run(run_id)
+    client = mlflow.MlflowClient()
+    folders = [f.path for f in client.list_artifacts(run_id, artifacts.STEPS_DIR) if f.is_dir]
+    if folders:
+        with tempfile.TemporaryDirectory(prefix="mlflow-explain-steps-") as tmp:
+            tables = [
+                _read_table(Path(client.download_artifacts(run_id, f"{folder}/{artifacts.TABLE_FILE}", tmp)))
+                for folder in sorted(folders)
+            ]
+        table = pd.concat(tables, ignore_index=True)
+    else:
+        _, table = _load_table(run_id, artifacts.LEGACY_STEP_TABLE, version=version, run=run)
+    step_metrics: dict[int, dict[str, float]] = {}
+    for name in sorted(run.data.metrics):
+        if name.startswith("probe_quality_"):
+            for point in client.get_metric_history(run_id, name):
+                step_metrics.setdefault(int(point.step), {})[name.removeprefix("probe_")] = float(point.value)
+    return version, table, step_metrics
 
 
 def write_comparison(comparison: Comparison, folder: str | Path, *, n_sentences: int = 3) -> dict[str, Path]:
@@ -498,6 +646,7 @@ def log_comparison(comparison: Comparison, *, local_dir: str | Path | None = Non
     written = write_comparison(comparison, folder)
     try:
         with mlflow.start_run() as run:
+            mlflow.MlflowClient().update_run(run.info.run_id, name=comparison_run_name(comparison))
             mlflow.set_tag(artifacts.COMPARED_RUNS_TAG, ",".join(comparison.run_ids))
             existing = mlflow.MlflowClient().get_run(run.info.run_id).data.params
             params = {
@@ -532,16 +681,37 @@ def log_comparison(comparison: Comparison, *, local_dir: str | Path | None = Non
 _STEP_SERIES = ("spearman_mean", "top_k_overlap_mean", "prediction_changed_share")
 
 
-def _load_table(run_id: str, artifact_file: str) -> tuple[Version, pd.DataFrame]:
+def comparison_run_name(comparison: Comparison, limit: int = 120) -> str:
+    """A readable name for a comparison run: ``compare: run-a vs run-b`` or ``compare steps: run-a``.
+
+    Args:
+        comparison: The comparison.
+        limit: Longest name; more runs than fit are counted (``… (+3 more)``). Defaults to 120.
+
+    Returns:
+        The name.
+    """
+    names = list(dict.fromkeys(v.run_name or v.name for v in comparison.versions))
+    if comparison.kind == "steps":
+        return f"compare steps: {names[0]}"[:limit]
+    name = "compare: " + " vs ".join(names)
+    shown = len(names)
+    while len(name) > limit and shown > 2:
+        shown -= 1
+        name = "compare: " + " vs ".join(names[:shown]) + f" (+{len(names) - shown} more)"
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def _describe_run(run_id: str):
+    """The run as a compared :class:`~mlflow_explain.compare.Version`, and the run itself."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
     from mlflow_explain.compare import Version
     from mlflow_explain.errors import ComparisonError
 
-    client = mlflow.MlflowClient()
     try:
-        run = client.get_run(run_id)
+        run = mlflow.MlflowClient().get_run(run_id)
     except MlflowException as err:
         raise ComparisonError(
             f"run {run_id!r} does not exist in the tracking store {mlflow.get_tracking_uri()}. Check the run ID "
@@ -559,9 +729,21 @@ def _load_table(run_id: str, artifact_file: str) -> tuple[Version, pd.DataFrame]
         metrics={
             k: v for k, v in sorted(run.data.metrics.items()) if k.startswith("quality_") and k != "quality_seconds"
         },
+        run_name=run.info.run_name or run_id[:8],
     )
+    return version, run
+
+
+def _load_table(run_id: str, artifact_file: str, *, version=None, run=None) -> tuple[Version, pd.DataFrame]:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from mlflow_explain.errors import ComparisonError
+
+    if version is None or run is None:
+        version, run = _describe_run(run_id)
     try:
-        table = client.load_table(run.info.experiment_id, artifact_file, run_ids=[run_id])
+        table = mlflow.MlflowClient().load_table(run.info.experiment_id, artifact_file, run_ids=[run_id])
     except MlflowException as err:
         if artifact_file.startswith(artifacts.TRAINING_DIR):
             hint = (

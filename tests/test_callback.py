@@ -18,6 +18,8 @@ from mlflow_explain.callback import ExplainCallback, preserved_training_state
 from mlflow_explain.config import ExplainConfig, TrainConfig
 from mlflow_explain.data import Example, TextDataset
 from mlflow_explain.modeling import load_pretrained, train
+from mlflow_explain.sampling import sample_examples, sentence_key
+from mlflow_explain.tracking import load_step_table
 
 ROWS = english_rows(per_label=8)
 DATASET = TextDataset(
@@ -27,6 +29,9 @@ DATASET = TextDataset(
     source="test",
 )
 CONFIG = ExplainConfig(n_explain=3, n_steps=4)
+DATASET_SAMPLE_KEYS = [
+    sentence_key(e.text) for e in sample_examples(DATASET.eval, CONFIG.n_explain, CONFIG.sample_seed)
+]
 TRAINING = TrainConfig(model="local", epochs=2, batch_size=4, learning_rate=1e-3, max_length=32, seed=7)
 
 
@@ -41,7 +46,9 @@ def _runs():
 
 
 def _training_table(run_id: str):
-    return mlflow.load_table(f"{artifacts.TRAINING_DIR}/{artifacts.TABLE_FILE}", run_ids=[run_id])
+    """The attribution rows of every explained step, read as ``compare --steps`` reads them."""
+    _, table, _ = load_step_table(run_id)
+    return table
 
 
 def test_report_to_mlflow_explanations_land_in_the_trainer_run(tracking, tmp_path, monkeypatch, model_and_tokenizer):
@@ -56,16 +63,27 @@ def test_report_to_mlflow_explanations_land_in_the_trainer_run(tracking, tmp_pat
     assert "eval_loss" in run.data.metrics and "train_loss" in run.data.metrics  # Trainer's own logging
     client = MlflowClient()
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "probe_explain_seconds")]
-    assert steps == sorted(steps) and len(steps) == 2  # one per evaluation (the final one is reused)
+    # the untrained baseline at step 0, then one per evaluation (the final one is reused)
+    assert steps == sorted(steps) and len(steps) == 3 and steps[0] == 0
     table = _training_table(run.info.run_id)
     assert sorted(table.step.unique()) == steps
-    assert sorted(table.epoch.unique()) == [1.0, 2.0]
-    assert table.groupby("step").sentence_id.nunique().tolist() == [3, 3]
+    assert sorted(table.epoch.unique()) == [0.0, 1.0, 2.0]
+    assert table.groupby("step").sentence_id.nunique().tolist() == [3, 3, 3]
+    # each step is a folder of its own; the history of the per-sentence rows is one table at the end
+    folders = [a.path for a in client.list_artifacts(run.info.run_id, artifacts.STEPS_DIR)]
+    assert folders == [f"{artifacts.STEPS_DIR}/{artifacts.STEP_FOLDER.format(step=s)}" for s in steps]
+    history = mlflow.load_table(f"{artifacts.TRAINING_DIR}/{artifacts.SENTENCES_FILE}", run_ids=[run.info.run_id])
+    assert history.step.tolist() == [s for s in steps for _ in range(3)]
+    assert history.groupby("step").key.apply(list).map(tuple).nunique() == 1  # the same sentences at every step
     names = {a.path for a in client.list_artifacts(run.info.run_id, artifacts.TRAINING_DIR)}
     assert f"{artifacts.TRAINING_DIR}/{artifacts.HTML_FILE}" in names
     assert f"{artifacts.TRAINING_DIR}/{artifacts.SUMMARY_PLOT}" in names
+    assert not any(n.endswith(artifacts.TABLE_FILE) for n in names)  # no growing table any more
+    root = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {artifacts.SUMMARY_IMAGE, artifacts.HTML_FILE} <= root
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
-    assert sum("training~sentence_000" in p and p.endswith(".png") for p in images) == 2
+    first = DATASET_SAMPLE_KEYS[0]
+    assert sorted(_image_steps(images, f"training~sentence_00_{first}")) == steps
     assert run.data.tags[artifacts.SAMPLE_HASH_TAG]
     quality = client.get_metric_history(run.info.run_id, "probe_quality_comprehensiveness")
     assert [m.step for m in quality] == steps
@@ -81,11 +99,11 @@ def test_report_to_none_inside_a_user_run(tracking, tmp_path, model_and_tokenize
     (logged,) = _runs()
     assert logged.info.run_id == run.info.run_id == callback.run_id
     table = _training_table(run.info.run_id)
-    assert table.step.nunique() == 1  # every=2 with two evaluations: one explanation, reused at the end
+    assert table.step.nunique() == 2  # the baseline and, with every=2 and two evaluations, one more
     assert set(table.text) == {"rocket launch today", "bake the soup"}
 
 
-@pytest.mark.parametrize(("images_every", "expected"), [(0, []), (2, [0, 2, 3]), (3, [0, 3])])
+@pytest.mark.parametrize(("images_every", "expected"), [(0, []), (2, [0, 2, 4]), (3, [0, 3, 4])])
 def test_images_every_thins_the_image_series(tracking, tmp_path, model_and_tokenizer, images_every, expected):
     model, tokenizer = model_and_tokenizer
     callback = ExplainCallback(tokenizer, DATASET, CONFIG, images_every=images_every)
@@ -94,12 +112,16 @@ def test_images_every_thins_the_image_series(tracking, tmp_path, model_and_token
     assert callback.failures == []
     client = MlflowClient()
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "probe_explain_seconds")]
-    assert len(steps) == 4  # every evaluation is still explained and tabled
-    assert _training_table(run.info.run_id).step.nunique() == 4
+    assert len(steps) == 5  # the baseline and every evaluation are still explained and tabled
+    assert _training_table(run.info.run_id).step.nunique() == 5
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
-    logged = {p for p in images if "training~sentence_000" in p and p.endswith(".png")}
-    # The first explanation and every images_every-th after it, and always the final one.
-    assert sorted(int(p.split("+step+")[1].split("+")[0]) for p in logged) == [steps[i] for i in expected]
+    # The baseline and every images_every-th explanation after it, and always the final one.
+    assert sorted(_image_steps(images, "training~sentence_00_")) == [steps[i] for i in expected]
+
+
+def _image_steps(paths: list[str], key: str) -> list[int]:
+    """Steps of the logged images whose key contains ``key`` (one PNG per image)."""
+    return [int(p.split("+step+")[1].split("+")[0]) for p in paths if key in p and p.endswith(".png")]
 
 
 def test_without_any_run_the_callback_starts_and_ends_its_own(tracking, tmp_path, model_and_tokenizer):
@@ -176,11 +198,12 @@ def test_failures_warn_and_training_goes_on(tracking, tmp_path, caplog, model_an
     steps_per_epoch = result.history[-1]["step"] // 2
     assert kept == [
         f"final-step-{2 * steps_per_epoch:06d}",
+        "step-000000",  # the baseline before training
         f"step-{steps_per_epoch:06d}",
         f"step-{2 * steps_per_epoch:06d}",
     ]
-    assert (tmp_path / "kept" / kept[1] / artifacts.HTML_FILE).is_file()
-    assert (tmp_path / "kept" / kept[1] / artifacts.TABLE_FILE).is_file()
+    assert (tmp_path / "kept" / kept[2] / artifacts.HTML_FILE).is_file()
+    assert (tmp_path / "kept" / kept[2] / artifacts.TABLE_FILE).is_file()
     assert "Training goes on" in caplog.text
 
 

@@ -11,11 +11,11 @@ from mlflow import MlflowClient
 from mlflow_explain import artifacts
 from mlflow_explain.cli import cli
 from mlflow_explain.explanation import TABLE_COLUMNS
-from mlflow_explain.tracking import log_explanations
+from mlflow_explain.tracking import log_explanations, write_step_tables
 
 TOKENS = ["日本", "代表", "が", "勝利"]
 TABLE_PATH = f"{artifacts.ARTIFACT_DIR}/{artifacts.TABLE_FILE}"
-STEP_TABLE_PATH = f"{artifacts.TRAINING_DIR}/{artifacts.TABLE_FILE}"
+STEP_TABLE_PATH = artifacts.LEGACY_STEP_TABLE
 COMPARISON_FILES = {
     f"{artifacts.COMPARISON_DIR}/{name}"
     for name in (artifacts.COMPARISON_HTML, artifacts.COMPARISON_PLOT, artifacts.AGREEMENT_TABLE)
@@ -81,6 +81,7 @@ def test_compare_two_runs_logs_a_tagged_comparison_run(tracking, tmp_path):
     comparison = all_runs[-1]
     assert comparison.info.status == "FINISHED"
     assert comparison.info.run_id in result.output
+    assert comparison.info.run_name == f"compare: {all_runs[0].info.run_name} vs {all_runs[1].info.run_name}"
     assert comparison.data.tags[artifacts.COMPARED_RUNS_TAG] == f"{first},{second}"
     assert artifact_paths(comparison.info.run_id) >= COMPARISON_FILES
     metrics = comparison.data.metrics
@@ -139,39 +140,56 @@ def test_refusals_name_the_run_and_what_to_do(tracking):
 
     assert "at least two run IDs" in invoke("compare", first).output
     assert "either RUN_IDS or --steps" in invoke("compare", first, "--steps", first).output
-    result = invoke("compare", "--force", first, second)
-    assert result.exit_code == 2 and "give --force after the run IDs" in result.output
+    result = invoke("compare", first, second, "--force=maybe")
+    assert result.exit_code == 2 and "'maybe' is not true or false" in result.output
     assert len(runs()) == 3  # nothing logged by any refused comparison
 
-    # --force compares the runs anyway, on the sentences whose text they share.
-    result = invoke("compare", first, second, "--force")
-    assert result.exit_code == 0, result.output
-    comparison = runs()[-1]
-    assert comparison.data.tags[artifacts.COMPARED_RUNS_TAG] == f"{first},{second}"
-    assert comparison.data.params["force"] == "True"
-    assert comparison.data.metrics["spearman_mean_vs_run1"] == pytest.approx(1.0)
+    # --force compares the runs anyway, on the sentences whose text they share: a flag, before or after the
+    # run IDs, or with a value as MLproject writes it.
+    for args in (["--force", first, second], [first, second, "--force"], [first, "--force=true", second]):
+        result = invoke("compare", *args)
+        assert result.exit_code == 0, (args, result.output)
+        comparison = runs()[-1]
+        assert comparison.data.tags[artifacts.COMPARED_RUNS_TAG] == f"{first},{second}"
+        assert comparison.data.params["force"] == "True"
+        assert comparison.data.metrics["spearman_mean_vs_run1"] == pytest.approx(1.0)
+    assert len(runs()) == 6
+    assert invoke("compare", "--no-force", first, second).exit_code == 1
 
 
-def test_compare_steps_of_one_callback_run(tracking):
+@pytest.mark.parametrize("layout", ["per-step files", "legacy growing table"])
+def test_compare_steps_of_one_callback_run(tracking, tmp_path, layout):
     def at(scores, predicted="sports"):
-        return table(explanation(0, TOKENS, {"sports": scores, "movie": [0.0] * 4}, predicted=predicted))
+        return [explanation(0, TOKENS, {"sports": scores, "movie": [0.0] * 4}, predicted=predicted)]
 
     with mlflow.start_run() as run:
         mlflow.set_tag(artifacts.SAMPLE_HASH_TAG, "probe")
-        # Logged step by step, as the Trainer callback does: log_table appends to the table.
-        for step, epoch, frame in (
-            (10, 1.0, at([1, 2, 3, 4])),
-            (20, 2.0, at([1, 2, 4, 3])),
-            (30, 3.0, at([4, 3, 2, 1], predicted="movie")),
+        for step, epoch, explained, comprehensiveness in (
+            (10, 1.0, at([1, 2, 3, 4]), 0.1),
+            (20, 2.0, at([1, 2, 4, 3]), 0.2),
+            (30, 3.0, at([4, 3, 2, 1], predicted="movie"), 0.3),
         ):
-            frame.insert(0, "epoch", epoch)
-            frame.insert(0, "step", step)
-            mlflow.log_table(frame, artifact_file=STEP_TABLE_PATH)
+            if layout == "per-step files":  # as the Trainer callback logs them now: a folder per step
+                paths, _ = write_step_tables(explained, tmp_path / str(step), step=step, epoch=epoch)
+                for path in paths:
+                    mlflow.log_artifact(str(path), f"{artifacts.STEPS_DIR}/{artifacts.STEP_FOLDER.format(step=step)}")
+            else:  # as runs logged before it have them: log_table appends to one table
+                frame = table(*explained)
+                frame.insert(0, "epoch", epoch)
+                frame.insert(0, "step", step)
+                mlflow.log_table(frame, artifact_file=STEP_TABLE_PATH)
+            mlflow.log_metric("probe_quality_comprehensiveness", comprehensiveness, step=step)
     result = invoke("compare", "--steps", run.info.run_id, "--top-k", "1")
     assert result.exit_code == 0, result.output
     assert "step 10 (epoch 1) -> step 30 (epoch 3)" in result.output
 
     comparison = runs()[-1]
+    assert comparison.info.run_name == f"compare steps: {run.info.run_name}"
+    html = mlflow.artifacts.load_text(
+        f"runs:/{comparison.info.run_id}/{artifacts.COMPARISON_DIR}/{artifacts.COMPARISON_HTML}"
+    )
+    # each step shows its own explanation quality, not the last step's
+    assert all(f"comprehensiveness={value}" in html for value in ("0.10", "0.20", "0.30"))
     assert comparison.data.tags[artifacts.COMPARED_RUNS_TAG] == run.info.run_id
     assert comparison.data.params["comparison"] == "steps"
     metrics = comparison.data.metrics

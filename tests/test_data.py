@@ -83,7 +83,7 @@ def test_embedded_data_set_has_nine_labels_and_a_fixed_split() -> None:
 
 
 def test_embedded_split_does_not_depend_on_the_seed() -> None:
-    assert load_dataset(DataConfig(seed=1)) == load_dataset(DataConfig(seed=2))
+    assert load_dataset(DataConfig(sample_seed=1)) == load_dataset(DataConfig(sample_seed=2))
 
 
 # --- CSV / TSV / JSONL ---------------------------------------------------------------------------
@@ -106,8 +106,8 @@ def test_split_is_deterministic_for_a_seed_and_changes_with_it(tmp_path: Path) -
     rows = [{"text": f"{label}の記事{i}", "label": label} for label in "abc" for i in range(20)]
     path = write_table(tmp_path / "many.csv", rows)
 
-    first, again = load(path, seed=7), load(path, seed=7)
-    others = [load(path, seed=seed) for seed in (8, 9)]
+    first, again = load(path, sample_seed=7), load(path, sample_seed=7)
+    others = [load(path, sample_seed=seed) for seed in (8, 9)]
 
     assert first == again
     assert all(texts(other.eval) != texts(first.eval) for other in others)
@@ -413,7 +413,7 @@ def write_livedoor(root: Path) -> None:
 def test_livedoor_folder_reads_titles_and_skips_corpus_files(tmp_path: Path, nested: bool) -> None:
     write_livedoor(tmp_path / "text" if nested else tmp_path)
 
-    dataset = load(tmp_path, seed=0)
+    dataset = load(tmp_path, sample_seed=0)
 
     expected = {Example(t, label) for label, ts in HEADLINES.items() for t in ts[:3]}
     assert set(dataset.train) | set(dataset.eval) == expected

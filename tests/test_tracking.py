@@ -11,6 +11,7 @@ from mlflow import MlflowClient
 from mlflow_explain import artifacts
 from mlflow_explain.errors import TrackingError
 from mlflow_explain.explanation import TABLE_COLUMNS, Explanation, LabelAttribution, TokenScore
+from mlflow_explain.sampling import sentence_key
 from mlflow_explain.tracking import log_explanations, write_explanations
 
 
@@ -54,7 +55,10 @@ def test_log_explanations_writes_every_artifact_and_metric(tracking):
         )
     }
     assert expected <= paths
+    # The compare page lists the artifacts at the root: the summary picture and the page are there too.
+    assert {artifacts.SUMMARY_IMAGE, artifacts.HTML_FILE} <= paths
     assert not any(p.endswith(".tmp") for p in paths)
+    assert not any(p.startswith(f"{artifacts.ARTIFACT_DIR}/{artifacts.STRIPS_DIR}") for p in paths)
     data = client.get_run(run.info.run_id).data
     assert data.metrics["explain_seconds"] == 1.5
     assert data.metrics["sample_accuracy"] == 1.0
@@ -67,10 +71,28 @@ def test_log_explanations_writes_every_artifact_and_metric(tracking):
     assert '<meta charset="utf-8">' in html
     assert "サッカー" in html and "<script>alert" not in html and "&lt;script&gt;" in html
 
-    # The sentence and summary plots are also logged as image series for the UI's comparison view.
+    # Each sentence's token strip is an image series named by the sentence, for the UI's chart view.
     image_files = {p for p in paths if p.startswith("images/")}
-    assert any("sentence_000" in p and "step+3" in p for p in image_files)
+    for explanation in explanations:
+        key = artifacts.IMAGE_KEY_SENTENCE.format(
+            sentence_id=explanation.sentence_id, key=sentence_key(explanation.text)
+        )
+        assert any(key.replace("/", "~") in p and "step+3" in p for p in image_files), key
     assert any("top_tokens" in p for p in image_files)
+
+    # The per-sentence table is a registered table with one row and one strip per sentence.
+    logged = json.loads(data.tags["mlflow.loggedArtifacts"])
+    assert {"path": f"{artifacts.ARTIFACT_DIR}/{artifacts.SENTENCES_FILE}", "type": "table"} in logged
+    table = mlflow.load_table(f"{artifacts.ARTIFACT_DIR}/{artifacts.SENTENCES_FILE}", run_ids=[run.info.run_id])
+    assert table["key"].tolist() == [sentence_key(e.text) for e in explanations]
+    assert table["top_words"].iloc[0] == "代表 +0.33 · 日本 +0.00 · サッカー -0.33"
+    images = table[artifacts.SENTENCE_IMAGE_COLUMN].tolist()
+    assert all(image["type"] == "image" and image["filepath"] in paths for image in images)
+    strip = mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/{images[0]['filepath']}")
+    from PIL import Image
+
+    with Image.open(strip) as picture:
+        assert picture.width > 4 * picture.height  # short and wide
 
 
 def test_load_table_joins_runs(tracking):

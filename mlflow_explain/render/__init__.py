@@ -8,15 +8,19 @@ from __future__ import annotations
 from mlflow_explain.render.compare import attribution_difference_figure, render_comparison_html
 from mlflow_explain.render.html import render_html, score_to_color
 from mlflow_explain.render.plot import token_importance_figure, top_tokens_figure
-from mlflow_explain.render.table import attribution_table, sentence_table
+from mlflow_explain.render.strip import sample_strips, token_strip
+from mlflow_explain.render.table import attribution_table, sentence_table, top_words
 
 __all__ = [
     "attribution_difference_figure",
     "attribution_table",
     "render_comparison_html",
     "render_html",
+    "sample_strips",
     "score_to_color",
     "sentence_table",
     "token_importance_figure",
+    "token_strip",
     "top_tokens_figure",
+    "top_words",
 ]

@@ -5,7 +5,9 @@ import math
 import pandas as pd
 
 from mlflow_explain.explanation import TABLE_COLUMNS
-from mlflow_explain.render.table import SENTENCE_COLUMNS, attribution_table, sentence_table
+from mlflow_explain.quality import SentenceQuality
+from mlflow_explain.render.table import SENTENCE_COLUMNS, attribution_table, sentence_table, top_words
+from mlflow_explain.sampling import sentence_key
 
 EXPECTED_DTYPES = {
     "sentence_id": "int64",
@@ -86,13 +88,57 @@ def test_sentence_table(explanations):
     assert table["n_tokens"].tolist() == [10, 9, 9, 600]
     assert str(table["n_tokens"].dtype) == "int64"
     assert set(table["method"]) == {"integrated_gradients"}
-    # primary = predicted label's attribution; pieces merged, best first, specials never included
-    assert table["top_tokens"].tolist() == [
-        "プロポーズ 女 待た",
-        "ワールドカップ 勝利 代表",
-        "alert < quotes",  # tie between < and quotes: sentence order
-        "長い 本文 です",
+    assert table["key"].tolist() == [sentence_key(e.text) for e in explanations]
+    assert table["key"].nunique() == 4
+    # primary = predicted label's attribution; pieces merged, best first with scores, specials never included
+    assert table["top_words"].iloc[0] == "プロポーズ +0.60 · 女 +0.50 · 待た +0.15 · もう +0.10 · たち +0.05"
+    assert [t.split(" · ")[0] for t in table["top_words"]] == [
+        "プロポーズ +0.60",
+        "ワールドカップ +0.85",
+        "alert +0.30",
+        "長い +0.30",
     ]
+    assert table["attributed_label"].tolist() == [e.primary.label for e in explanations]
+    assert table["comprehensiveness"].isna().all()  # no quality given
+
+
+def test_sentence_table_joins_quality_by_sentence(explanations):
+    quality = [
+        SentenceQuality(
+            sentence_id=2,
+            label="x",
+            comprehensiveness=0.7,
+            sufficiency=0.1,
+            comprehensiveness_random=0.2,
+            sufficiency_random=0.3,
+        ),
+        SentenceQuality(
+            sentence_id=0,
+            label="x",
+            comprehensiveness=0.5,
+            sufficiency=0.0,
+            comprehensiveness_random=0.1,
+            sufficiency_random=0.4,
+            randomization_spearman=0.05,
+        ),
+    ]
+    table = sentence_table(explanations, quality)
+
+    assert table["comprehensiveness"].tolist()[0::2] == [0.5, 0.7]
+    assert table["randomization_spearman"].iloc[0] == 0.05
+    assert table.loc[[1, 3], "sufficiency"].isna().all()
+    assert table["randomization_spearman"].iloc[2] != table["randomization_spearman"].iloc[2]  # NaN, not computed
+
+
+def test_top_words_are_bounded(make_explanation):
+    long_word = "語" * 300
+    tokens = ["[CLS]", *(f"{long_word}{i}" for i in range(5)), "[SEP]"]
+    explanation = make_explanation(tokens, {"dokujo-tsushin": [0.0, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]})
+    text = top_words(explanation)
+
+    assert len(text) <= 512
+    assert text.startswith("語" * 39 + "… +0.50 · ")
+    assert top_words(explanation, n=1) == "語" * 39 + "… +0.50"
 
 
 def test_sentence_table_empty():
