@@ -10,7 +10,8 @@ current model and logs, into the run that Trainer reports to:
 * each sentence's token strip as an image series keyed by the sentence
   (``mlflow.log_image(key=..., step=...)``), on every ``images_every``-th explanation and at the end;
 * per-step metrics: explanation time, mean predicted-label probability, probe accuracy, the
-  completeness error and, with ``config.quality``, the quality metrics of :mod:`mlflow_explain.quality`;
+  completeness error, with ``config.quality`` the quality metrics of :mod:`mlflow_explain.quality`,
+  and the time logging the step took (``probe_log_seconds``);
 * at the end, the per-sentence history of every step as one table (``mlflow.log_table``,
   ``explanations/training/sentences.json``), the HTML pages and the per-class summary plot of the
   final step, and the final step's summary picture and page at the run's artifact root.
@@ -199,9 +200,12 @@ class ExplainCallback(TrainerCallback):
         self._explanations += 1
         images = bool(self.images_every) and (self._explanations - 1) % self.images_every == 0
         try:
+            started = time.perf_counter()
             self._log_step(explanations, step, epoch, seconds, qualities)
             if images:
                 self._log_images(step, explanations)
+            # What logging this step cost (files, metrics, images): flat over the steps by design.
+            self._client().log_metric(self.run_id, "probe_log_seconds", time.perf_counter() - started, step=step)
         except Exception as err:  # tracking store down, ...: keep the explanations locally
             folder = self._keep_locally(args, explanations, f"step-{step:06d}")
             self._warn(f"could not log the explanations of step {step}; they are kept in {folder}", err)

@@ -97,8 +97,10 @@ def test_server_stopped_mid_run_fails_the_job_and_keeps_the_explanations(tmp_pat
                 artifacts.WORDS_HTML_FILE,
                 artifacts.SENTENCES_FILE,
                 artifacts.QUALITY_FILE,
+                artifacts.SUMMARY_IMAGE,
             ]
         )
+        assert len(list((kept / artifacts.STRIPS_DIR).glob("*.png"))) == 3
         table = json.loads((kept / artifacts.TABLE_FILE).read_text("utf-8"))
         texts = {row[table["columns"].index("text")] for row in table["data"]}
         assert len(texts) == 3 and texts <= {r["text"] for r in english_rows()}

@@ -12,6 +12,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlflow_explain import artifacts
+from mlflow_explain.tracking import load_step_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,12 +50,12 @@ def test_mlflow_run_main_then_explain(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)  # load_table searches the active experiment
     try:
-        during = mlflow.load_table(f"{artifacts.TRAINING_DIR}/{artifacts.TABLE_FILE}", run_ids=[run.info.run_id])
+        _, during, _ = load_step_table(run.info.run_id)
         components = mlflow.transformers.load_model(f"runs:/{run.info.run_id}/model", return_type="components")
     finally:
         mlflow.set_tracking_uri(None)
     assert components["model"].config.id2label[0] == "dokujo-tsushin"
-    assert sorted(during.epoch.unique()) == [2.0, 4.0]
+    assert sorted(during.epoch.unique()) == [0.0, 2.0, 4.0]  # the untrained baseline, then every 2nd epoch
     assert during.sentence_id.nunique() == 4
 
     done = mlflow_run(tmp_path, uri, "-e", "explain", "-P", f"model=runs:/{run.info.run_id}/model", "-P", "n_explain=4")
@@ -66,3 +67,41 @@ def test_mlflow_run_main_then_explain(tmp_path, monkeypatch):
     assert explained.data.tags[artifacts.SAMPLE_HASH_TAG] == run.data.tags[artifacts.SAMPLE_HASH_TAG]
     assert explained.data.metrics["eval_accuracy"] == pytest.approx(run.data.metrics["eval_accuracy"])
     assert not (REPO / "mlruns").exists() or not any((REPO / "mlruns").iterdir())
+
+
+@pytest.mark.slow
+def test_runs_with_other_training_seeds_and_methods_explain_the_same_sentences(tmp_path, monkeypatch):
+    """Issue #11's check: seed=1, seed=2 and method=occlusion compare without force and join by text."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("e2e", artifact_location=(tmp_path / "artifacts").as_uri())
+    fast = ("-P", "epochs=2", "-P", "n_explain=6", "-P", "n_steps=8")
+    for extra in (("-P", "seed=1"), ("-P", "seed=2"), ("-P", "method=occlusion")):
+        done = mlflow_run(tmp_path, uri, *fast, *extra)
+        assert done.returncode == 0, done.stderr[-3000:]
+    runs = client.search_runs([experiment_id], order_by=["attributes.start_time ASC"])
+    assert [r.data.params["seed"] for r in runs] == ["1", "2", "42"]
+    assert len({r.data.tags[artifacts.SAMPLE_HASH_TAG] for r in runs}) == 1
+    assert {r.data.params["sample_seed"] for r in runs} == {"42"}
+    ids = [r.info.run_id for r in runs]
+
+    done = mlflow_run(tmp_path, uri, "-e", "compare", "-P", f"run_ids={','.join(ids)}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    comparison = client.search_runs([experiment_id], order_by=["attributes.start_time DESC"])[0]
+    assert comparison.info.status == "FINISHED"
+    assert comparison.data.tags[artifacts.COMPARED_RUNS_TAG] == ",".join(ids)
+    assert comparison.info.run_name == "compare: " + " vs ".join(r.info.run_name for r in runs)
+    assert comparison.data.metrics["n_sentences"] == 6 and comparison.data.params["force"].lower() == "false"
+
+    mlflow.set_tracking_uri(uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+    try:
+        tables = mlflow.load_table(
+            f"{artifacts.ARTIFACT_DIR}/{artifacts.SENTENCES_FILE}", run_ids=ids, extra_columns=["run_id"]
+        )
+    finally:
+        mlflow.set_tracking_uri(None)
+    joined = tables.pivot(index="text", columns="run_id", values="top_words")
+    assert joined.shape == (6, 3) and joined.notna().all().all()  # every sentence in every run
+    assert tables.groupby("text").key.nunique().eq(1).all()
+    assert (tables[artifacts.SENTENCE_IMAGE_COLUMN].map(lambda cell: cell["type"]) == "image").all()

@@ -21,6 +21,7 @@ from mlflow_explain.cli import cli
 from mlflow_explain.config import ExplainConfig, TrainConfig
 from mlflow_explain.data import Example, TextDataset
 from mlflow_explain.modeling import load_pretrained, train
+from mlflow_explain.tracking import load_step_table
 
 pytestmark = pytest.mark.slow
 
@@ -93,14 +94,16 @@ def test_callback_logs_over_http(server_tracking, tmp_path):
     assert run.info.run_id == callback.run_id and run.info.status == "FINISHED"
     assert "eval_loss" in run.data.metrics  # the Trainer's own MLflowCallback, over the same HTTP store
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "probe_explain_seconds")]
-    assert len(steps) == 2
-    table = mlflow.load_table(f"{artifacts.TRAINING_DIR}/{artifacts.TABLE_FILE}", run_ids=[run.info.run_id])
+    assert len(steps) == 3 and steps[0] == 0  # the baseline before training and one per evaluation
+    _, table, step_metrics = load_step_table(run.info.run_id)  # the per-step files, over HTTP
     assert sorted(table.step.unique()) == steps
-    assert table.groupby("step").sentence_id.nunique().tolist() == [N_EXPLAIN, N_EXPLAIN]
+    assert table.groupby("step").sentence_id.nunique().tolist() == [N_EXPLAIN] * 3
+    assert sorted(step_metrics) == steps and all("quality_comprehensiveness" in m for m in step_metrics.values())
     paths = artifact_paths(client, run.info.run_id)
     assert f"{artifacts.TRAINING_DIR}/{artifacts.HTML_FILE}" in paths
     assert f"{artifacts.TRAINING_DIR}/{artifacts.SUMMARY_PLOT}" in paths
-    assert sum("training~sentence_000" in p and p.endswith(".png") for p in paths) == 2
+    assert f"{artifacts.TRAINING_DIR}/{artifacts.SENTENCES_FILE}" in paths
+    assert sum("training~sentence_00_" in p and p.endswith(".png") for p in paths) == 3
 
 
 # --- two main jobs at once -------------------------------------------------------------------------

@@ -157,7 +157,7 @@ class ShapleySampling:
             texts,
             targets,
             n_samples=config.n_samples,
-            seed=config.seed,
+            seed=config.sample_seed,
             internal_batch_size=config.internal_batch_size,
         )
         return [l2_normalize(r) for r in raw]
