@@ -111,6 +111,7 @@ class ExplainCallback(TrainerCallback):
         self._last: tuple[int, list[Explanation]] | None = None
         self._images_step: int | None = None  # the last step whose images were logged
         self._history: list = []  # per-sentence tables of the logged steps (DataFrames)
+        self.view_url: str | None = None  # the prepared chart view in the MLflow UI, set at the end
 
     @classmethod
     def from_texts(cls, tokenizer, texts: Sequence[str], labels: Sequence[str], **kwargs) -> ExplainCallback:
@@ -249,12 +250,18 @@ class ExplainCallback(TrainerCallback):
         """Log every step's per-sentence rows as one table, once, at the end of training."""
         import pandas as pd
 
+        from mlflow_explain.tracking import sentence_image_keys, share_explanation_view
+
         if not self._history:
             return
         try:
             history = pd.concat(self._history, ignore_index=True)
             with _no_artifact_progress_bars():
                 self._client().log_table(self.run_id, history, f"{artifacts.TRAINING_DIR}/{artifacts.SENTENCES_FILE}")
+            if self.images_every and self._last is not None:
+                experiment_id = self._client().get_run(self.run_id).info.experiment_id
+                keys = sentence_image_keys(self._last[1], artifacts.IMAGE_KEY_TRAINING_SENTENCE)
+                self.view_url = share_explanation_view(experiment_id, keys)
         except Exception as err:  # see _explain_and_log; the per-step files hold the same rows
             self._warn("could not log the per-sentence history table", err)
 

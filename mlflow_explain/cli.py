@@ -247,6 +247,7 @@ def main(**options) -> None:
     click.echo(f"run {result.run_id}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items())))
     click.echo(f"model: {result.model_uri}")
     click.echo(f"explainer: {result.explainer_uri}")
+    click.echo(f"explanations in the MLflow UI: {result.view_url}")
 
 
 @cli.command()
@@ -277,6 +278,7 @@ def explain(**options) -> None:
     click.echo(f"run {result.run_id}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items())))
     if result.explainer_uri:
         click.echo(f"explainer: {result.explainer_uri}")
+    click.echo(f"explanations in the MLflow UI: {result.view_url}")
 
 
 @cli.command()

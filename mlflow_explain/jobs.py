@@ -46,12 +46,15 @@ class JobResult:
         metrics: Headline metrics (evaluation and explanation figures).
         model_uri: URI of the logged classifier, when the job logged one.
         explainer_uri: URI of the logged explainer pyfunc model, when the job logged one.
+        view_url: The MLflow UI's chart view prepared for the explanations of the run's experiment
+            (:func:`~mlflow_explain.tracking.share_explanation_view`).
     """
 
     run_id: str
     metrics: dict[str, float]
     model_uri: str | None = None
     explainer_uri: str | None = None
+    view_url: str | None = None
 
 
 def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig, explain_every: int = 0) -> JobResult:
@@ -114,7 +117,12 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig,
             model_uri = tracking.log_model(model, tokenizer, model_card=card)
             explainer_uri = _log_explainer(model, tokenizer, data, explaining, training.max_length, explained)
         metrics |= _log_explained(explained, explaining)
-        return JobResult(run_id=run.info.run_id, metrics=metrics, model_uri=model_uri, explainer_uri=explainer_uri)
+        view_url = tracking.share_explanation_view(
+            run.info.experiment_id, tracking.sentence_image_keys(explained.explanations)
+        )
+        return JobResult(
+            run_id=run.info.run_id, metrics=metrics, model_uri=model_uri, explainer_uri=explainer_uri, view_url=view_url
+        )
 
 
 def run_explain(
@@ -163,7 +171,10 @@ def run_explain(
             if log_explainer:
                 explainer_uri = _log_explainer(classifier, tokenizer, data, explaining, max_length, explained)
         metrics |= _log_explained(explained, explaining)
-        return JobResult(run_id=run.info.run_id, metrics=metrics, explainer_uri=explainer_uri)
+        view_url = tracking.share_explanation_view(
+            run.info.experiment_id, tracking.sentence_image_keys(explained.explanations)
+        )
+        return JobResult(run_id=run.info.run_id, metrics=metrics, explainer_uri=explainer_uri, view_url=view_url)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ __all__ = [
     "log_model",
     "log_training_history",
     "log_written_explanations",
+    "sentence_image_keys",
+    "share_explanation_view",
     "tracking_errors",
     "with_strips",
     "write_explanations",
@@ -320,20 +322,64 @@ def _log_images(written: Mapping[str, Path], explanations: Sequence[Explanation]
     import mlflow
     from PIL import Image
 
-    for explanation in explanations:
-        key = sentence_key(explanation.text)
-        if _strip_name(key) not in written:
-            continue
-        with Image.open(written[_strip_name(key)]) as image:
-            mlflow.log_image(
-                image.convert("RGB"),
-                key=artifacts.IMAGE_KEY_SENTENCE.format(sentence_id=explanation.sentence_id, key=key),
-                step=step or 0,
-            )
+    for explanation, name in zip(
+        [e for e in explanations if e.attributions], sentence_image_keys(explanations), strict=True
+    ):
+        with Image.open(written[_strip_name(sentence_key(explanation.text))]) as image:
+            mlflow.log_image(image.convert("RGB"), key=name, step=step or 0)
     summary = written.get(f"{artifacts.PLOTS_DIR}/{artifacts.SUMMARY_PLOT}")
     if summary is not None:
         with Image.open(summary) as image:
             mlflow.log_image(image.convert("RGB"), key=artifacts.IMAGE_KEY_SUMMARY, step=step or 0)
+
+
+def sentence_image_keys(explanations: Sequence[Explanation], template: str = artifacts.IMAGE_KEY_SENTENCE) -> list[str]:
+    """The image series keys of explained sentences (``template`` names the folder).
+
+    Args:
+        explanations: The explained sentences.
+        template: :data:`~mlflow_explain.artifacts.IMAGE_KEY_SENTENCE` or its training variant.
+
+    Returns:
+        One key per sentence with attributions, in sample order.
+    """
+    return [
+        template.format(sentence_id=e.sentence_id, key=sentence_key(e.text)) for e in explanations if e.attributions
+    ]
+
+
+def share_explanation_view(experiment_id: str, image_keys: Sequence[str]) -> str:
+    """Add the sentences' image cards to the experiment's prepared chart view; return its address.
+
+    The view (:mod:`mlflow_explain.ui_view`) is the experiment tag ``mlflow.sharedViewState.mlflow-explain``;
+    keys already in it are kept, so it shows the sentences of every run that logged to the experiment.
+    A failure to write it is logged as a warning: everything else is logged by then.
+
+    Args:
+        experiment_id: The experiment.
+        image_keys: Image series keys to show (:func:`sentence_image_keys`).
+
+    Returns:
+        The UI address of the view: the tracking server's when the tracking URI is HTTP(S), else
+        ``mlflow ui``'s default address (``http://127.0.0.1:5000``).
+    """
+    import mlflow
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    from mlflow_explain import ui_view
+
+    client = mlflow.MlflowClient()
+    try:
+        existing = client.get_experiment(experiment_id).tags.get(ui_view.TAG)
+        client.set_experiment_tag(
+            experiment_id, ui_view.TAG, ui_view.view_state([*ui_view.image_keys_of(existing), *image_keys])
+        )
+    except (MlflowException, requests.RequestException, OSError) as err:
+        logger.warning("could not save the prepared chart view of experiment %s: %s", experiment_id, err)
+    uri = mlflow.get_tracking_uri()
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return base + ui_view.view_path(experiment_id)
 
 
 def _strip_name(key: str) -> str:

@@ -13,7 +13,7 @@ from builders import english_rows, save_tiny_english_model
 from mlflow import MlflowClient
 from transformers import TrainerState
 
-from mlflow_explain import artifacts
+from mlflow_explain import artifacts, ui_view
 from mlflow_explain.callback import ExplainCallback, preserved_training_state
 from mlflow_explain.config import ExplainConfig, TrainConfig
 from mlflow_explain.data import Example, TextDataset
@@ -87,6 +87,12 @@ def test_report_to_mlflow_explanations_land_in_the_trainer_run(tracking, tmp_pat
     assert run.data.tags[artifacts.SAMPLE_HASH_TAG]
     quality = client.get_metric_history(run.info.run_id, "probe_quality_comprehensiveness")
     assert [m.step for m in quality] == steps
+    # the prepared chart view of the experiment shows the probe sentences' image series
+    view = client.get_experiment(run.info.experiment_id).tags[ui_view.TAG]
+    assert ui_view.image_keys_of(view) == sorted(
+        f"explanations/training/sentence_{i:02d}_{k}" for i, k in enumerate(DATASET_SAMPLE_KEYS)
+    )
+    assert callback.view_url.endswith(ui_view.view_path(run.info.experiment_id))
 
 
 def test_report_to_none_inside_a_user_run(tracking, tmp_path, model_and_tokenizer):

@@ -11,7 +11,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from mlflow_explain import artifacts
+from mlflow_explain import artifacts, ui_view
 from mlflow_explain.tracking import load_step_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,6 +84,9 @@ def test_runs_with_other_training_seeds_and_methods_explain_the_same_sentences(t
     assert len({r.data.tags[artifacts.SAMPLE_HASH_TAG] for r in runs}) == 1
     assert {r.data.params["sample_seed"] for r in runs} == {"42"}
     ids = [r.info.run_id for r in runs]
+    assert "explanations in the MLflow UI: http://127.0.0.1:5000/#/experiments/" in done.stdout
+    view = ui_view.image_keys_of(client.get_experiment(experiment_id).tags[ui_view.TAG])
+    assert len(view) == 6 and all(k.startswith("explanations/sentence_") for k in view)  # the same six in every run
 
     done = mlflow_run(tmp_path, uri, "-e", "compare", "-P", f"run_ids={','.join(ids)}")
     assert done.returncode == 0, done.stderr[-3000:]

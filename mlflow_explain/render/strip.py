@@ -1,10 +1,10 @@
 """Explanations as small pictures: a sentence's words coloured by score, drawn with Pillow.
 
-A *token strip* is the HTML page's row as an image: a header line (sentence key, true and
-predicted label, the attributed label) over the sentence's words on the page's colours. It is
-short and wide, so that it reads in a table cell of the MLflow UI's artifact-evaluation view and on
-an image card of its chart view, and it draws in milliseconds (no matplotlib), so logging one per
-sentence and training step costs little. :func:`sample_strips` stacks the strips of a sample into
+A *token strip* is the HTML page's row as an image: a header (sentence key, true and predicted
+label, the attributed label) over the sentence's words on the page's colours. It is small enough to
+be shown unscaled in a table cell of the MLflow UI's artifact-evaluation view and on an image card of
+its chart view, and it draws in milliseconds (no matplotlib), so logging one per sentence and
+training step costs little. :func:`sample_strips` stacks the strips of a sample into
 the run's summary picture.
 """
 
@@ -22,13 +22,17 @@ from mlflow_explain.render.html import score_to_color
 if TYPE_CHECKING:
     from PIL import Image, ImageFont
 
-__all__ = ["STRIP_WIDTH", "sample_strips", "token_strip"]
+__all__ = ["STRIP_HEIGHT", "STRIP_WIDTH", "SUMMARY_WIDTH", "sample_strips", "token_strip"]
 
-STRIP_WIDTH = 960
-"""Default width of a token strip in pixels."""
+STRIP_WIDTH = 256
+"""Default width of a token strip in pixels: the largest the MLflow UI shows a logged image without scaling."""
 
-_PAD = 8
-_GAP = 4
+STRIP_HEIGHT = 256
+"""Default least height of a token strip: with :data:`STRIP_WIDTH`, the square the MLflow UI's cells expect."""
+
+SUMMARY_WIDTH = 960
+"""Default width of :func:`sample_strips`, the run's summary picture (shown at full size)."""
+
 _TEXT = (31, 35, 40)
 _MUTED = (87, 96, 106)
 _WRONG = (164, 14, 38)
@@ -41,81 +45,95 @@ def token_strip(
     label: str | None = None,
     key: str | None = None,
     width: int = STRIP_WIDTH,
-    max_lines: int = 2,
-    font_size: int = 22,
+    height: int | None = STRIP_HEIGHT,
+    max_lines: int = 5,
+    font_size: int = 14,
     level: str = "word",
 ) -> Image.Image:
-    """Draw one sentence's attribution as a short, wide picture.
+    """Draw one sentence's attribution as a small picture.
 
     The header names the sentence (``key`` or its id), the true label, the predicted label with its
     probability (red when wrong) and the attributed label; below it the words (or tokens) on the
     colours of :func:`~mlflow_explain.render.html.score_to_color`, green for support, red against,
-    scaled to the sentence's largest ``|score|``. Words that do not fit in ``max_lines`` lines are
-    left out and the last line ends with ``… +N``.
+    scaled to the sentence's largest ``|score|``. Header and words wrap to ``width``; words that do not
+    fit in ``max_lines`` lines are left out and the last line ends with ``… +N``.
+
+    The default size is what the MLflow UI shows whole and unscaled. It displays logged images as
+    thumbnails of at most 256 pixels (``mlflow.tracking.multimedia.COMPRESSED_IMAGE_SIZE``), on the
+    chart view's image cards and in the artifact-evaluation view's cells; a cell (MLflow 3.17) centres
+    the thumbnail in a 343-pixel square of which it shows a 174-pixel band starting 43 pixels from the
+    top, so a 256 x 256 picture with its content in the top 170 pixels reads in full there, and a
+    shorter picture would sit at the band's bottom edge, cut. :data:`STRIP_HEIGHT` pads the picture to
+    that square; the defaults keep the content (three header lines, five lines of words) within 170
+    pixels.
 
     Args:
         explanation: The sentence's explanation.
         label: Attributed label to draw; ``None`` draws ``explanation.primary``. Defaults to None.
         key: Name of the sentence in the header (e.g. its sample key); defaults to ``#<sentence_id>``.
-        width: Picture width in pixels. Defaults to :data:`STRIP_WIDTH`.
-        max_lines: Lines of words at most. Defaults to 2.
-        font_size: Size of the words in pixels; the header is 70 % of it. Defaults to 22.
+        width: Picture width in pixels. Defaults to :data:`STRIP_WIDTH` (256).
+        height: Least picture height: the content is drawn at the top and white space fills the rest;
+            ``None`` makes the picture as tall as its content. Defaults to :data:`STRIP_HEIGHT` (256).
+        max_lines: Lines of words at most. Defaults to 5.
+        font_size: Size of the words in pixels; the header is 75 % of it. Defaults to 14.
         level: ``"word"`` (pieces merged, special tokens left out) or ``"token"``. Defaults to ``"word"``.
 
     Returns:
-        An RGB :class:`PIL.Image.Image`.
+        An RGB :class:`PIL.Image.Image` of ``width`` pixels, at least ``height`` tall.
 
     Raises:
         ConfigError: If ``level`` is not ``"token"`` or ``"word"`` (a ``ValueError``).
         KeyError: If ``label`` was not attributed for this sentence.
 
     Example:
-        >>> token_strip(explanation).save("sentence.png")  # doctest: +SKIP
+        >>> token_strip(explanation, key="553bd9fe").save("sentence.png")  # doctest: +SKIP
     """
     from PIL import Image, ImageDraw
 
     check_level(level)
     attribution = explanation.primary if label is None else explanation.for_label(label)
-    shown = [u for u in units(attribution, level) if not u.is_special]
-    font, small = _font(font_size), _font(max(10, round(font_size * 0.7)))
-    header = _header(explanation, attribution.label, key)
-    lines = _wrap(shown, font, width - 2 * _PAD, max_lines)
-    line_height = font_size + 2 * _GAP + 4
-    header_height = round(font_size * 0.7) + 2 * _GAP
-    height = _PAD + header_height + line_height * max(len(lines), 1) + _PAD
-    image = Image.new("RGB", (width, height), "white")
+    font, small = _font(font_size), _font(max(9, round(font_size * 0.75)))
+    pad, gap = max(4, font_size // 3), max(2, font_size // 6)
+    inner = width - 2 * pad
+    shown = [
+        Unit(_fit(u.text, font, inner - 2 * gap), u.score, False) for u in units(attribution, level) if not u.is_special
+    ]
+    header = _wrap_text(_header_parts(explanation, attribution.label, key), small, inner)
+    lines = _wrap(shown, font, inner, max_lines, gap)
+    header_line, word_line = small.size + gap, font_size + 3 * gap + 2
+    content = pad + header_line * len(header) + gap + word_line * max(len(lines), 1) + pad
+    image = Image.new("RGB", (width, max(content, height or 0)), "white")
     draw = ImageDraw.Draw(image)
     wrong = explanation.true_label is not None and explanation.true_label != explanation.predicted_label
-    draw.text((_PAD, _PAD), header, font=small, fill=_WRONG if wrong else _MUTED)
+    y = pad
+    for text in header:
+        draw.text((pad, y), text, font=small, fill=_WRONG if wrong else _MUTED)
+        y += header_line
+    y += gap
     scale = max((abs(u.score) for u in shown), default=0.0)
-    y = _PAD + header_height
     for line, hidden in lines:
-        x = _PAD
+        x = pad
         for unit in line:
-            box = _box_width(unit.text, font)
-            draw.rounded_rectangle(
-                (x, y, x + box, y + font_size + 2 * _GAP),
-                radius=4,
-                fill=score_to_color(unit.score, scale),
-                outline=_BORDER,
-            )
-            draw.text((x + _GAP, y + _GAP), unit.text, font=font, fill=_TEXT)
-            x += box + _GAP
+            box = _box_width(unit.text, font, gap)
+            color = score_to_color(unit.score, scale)
+            draw.rounded_rectangle((x, y, x + box, y + font_size + 2 * gap), radius=3, fill=color, outline=_BORDER)
+            draw.text((x + gap, y + gap), unit.text, font=font, fill=_TEXT)
+            x += box + gap
         if hidden:
-            draw.text((x + _GAP, y + _GAP), f"… +{hidden}", font=font, fill=_MUTED)
-        y += line_height
+            draw.text((x + gap, y + gap), f"… +{hidden}", font=font, fill=_MUTED)
+        y += word_line
     return image
 
 
 def sample_strips(
-    explanations: Sequence[Explanation], *, keys: Sequence[str] | None = None, width: int = STRIP_WIDTH
+    explanations: Sequence[Explanation], *, keys: Sequence[str] | None = None, width: int = SUMMARY_WIDTH
 ) -> Image.Image:
     """Stack the token strips of a sample into one picture, one sentence under the other.
 
     Args:
         explanations: The explained sentences, in sample order.
         keys: Each sentence's name in its header; defaults to ``#<sentence_id>``.
-        width: Picture width in pixels. Defaults to :data:`STRIP_WIDTH`.
+        width: Picture width in pixels. Defaults to :data:`SUMMARY_WIDTH` (960).
 
     Returns:
         An RGB :class:`PIL.Image.Image` (a white strip saying so when there is no sentence).
@@ -124,13 +142,13 @@ def sample_strips(
 
     keys = list(keys) if keys is not None else [None] * len(explanations)
     strips = [
-        token_strip(e, key=k, width=width, max_lines=1, font_size=18)
+        token_strip(e, key=k, width=width, height=None, max_lines=2, font_size=18)
         for e, k in zip(explanations, keys, strict=True)
         if e.attributions
     ]
     if not strips:
         image = Image.new("RGB", (width, 40), "white")
-        ImageDraw.Draw(image).text((_PAD, _PAD), "no sentence explained", font=_font(16), fill=_MUTED)
+        ImageDraw.Draw(image).text((8, 8), "no sentence explained", font=_font(16), fill=_MUTED)
         return image
     image = Image.new("RGB", (width, sum(s.height for s in strips)), "white")
     y = 0
@@ -141,24 +159,38 @@ def sample_strips(
     return image
 
 
-def _header(explanation: Explanation, label: str, key: str | None) -> str:
+def _header_parts(explanation: Explanation, label: str, key: str | None) -> list[str]:
     name = key or f"#{explanation.sentence_id}"
     truth = explanation.true_label if explanation.true_label is not None else "?"
-    return (
-        f"{name} · true {truth} · predicted {explanation.predicted_label} "
-        f"({explanation.predicted_probability:.2f}) · towards {label}"
-    )
+    return [
+        f"{name}",
+        f"true {truth}",
+        f"predicted {explanation.predicted_label} ({explanation.predicted_probability:.2f})",
+        f"towards {label}",
+    ]
 
 
-def _wrap(shown: list[Unit], font, width: int, max_lines: int) -> list[tuple[list[Unit], int]]:
+def _wrap_text(parts: list[str], font, width: int) -> list[str]:
+    """Join ``parts`` with `` · `` into as few lines of ``width`` pixels as they need."""
+    lines: list[str] = []
+    for part in (_fit(p, font, width) for p in parts):
+        candidate = f"{lines[-1]} · {part}" if lines else part
+        if lines and font.getlength(candidate) <= width:
+            lines[-1] = candidate
+        else:
+            lines.append(part)
+    return lines
+
+
+def _wrap(shown: list[Unit], font, width: int, max_lines: int, gap: int) -> list[tuple[list[Unit], int]]:
     """Lay the units out in at most ``max_lines`` lines; the last line carries the count left out."""
     lines: list[list[Unit]] = [[]]
     used = 0
     for index, unit in enumerate(shown):
-        box = _box_width(unit.text, font) + _GAP
+        box = _box_width(unit.text, font, gap) + gap
         if lines[-1] and used + box > width:
             if len(lines) == max_lines:
-                last = _make_room(lines[-1], font, width)
+                last = _make_room(lines[-1], font, width, gap)
                 hidden = len(shown) - index + len(lines[-1]) - len(last)
                 return [*((line, 0) for line in lines[:-1]), (last, hidden)]
             lines.append([])
@@ -168,16 +200,25 @@ def _wrap(shown: list[Unit], font, width: int, max_lines: int) -> list[tuple[lis
     return [(line, 0) for line in lines]
 
 
-def _make_room(line: list[Unit], font, width: int) -> list[Unit]:
+def _make_room(line: list[Unit], font, width: int, gap: int) -> list[Unit]:
     """Drop units from the end of a full line until the ``… +N`` marker fits."""
-    marker = font.getlength("… +999") + 2 * _GAP
-    while line and sum(_box_width(u.text, font) + _GAP for u in line) + marker > width:
+    marker = font.getlength("… +999") + 2 * gap
+    while line and sum(_box_width(u.text, font, gap) + gap for u in line) + marker > width:
         line = line[:-1]
     return line
 
 
-def _box_width(text: str, font) -> int:
-    return round(font.getlength(text)) + 2 * _GAP
+def _fit(text: str, font, width: float) -> str:
+    """``text``, cut with ``…`` so that it is at most ``width`` pixels wide."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def _box_width(text: str, font, gap: int) -> int:
+    return round(font.getlength(text)) + 2 * gap
 
 
 @lru_cache(maxsize=8)
