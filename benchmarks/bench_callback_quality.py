@@ -78,7 +78,7 @@ def main() -> None:
             print(f"{setting:44} {seconds:8.1f} {share:+8.0%}")
 
         print(f"\n## Quality metrics per method (embedded sample, {config.n_explain} sentences, all labels)")
-        sample = sample_examples(dataset.eval, config.n_explain, config.seed)
+        sample = sample_examples(dataset.eval, config.n_explain, config.sample_seed)
         header = ("method", "explain s", "quality s", "cost", "+rand. s", "cost")
         header += ("compr.", "compr.rand", "suff.", "suff.rand", "rand.rho")
         print("{:17} {:>9} {:>9} {:>6} {:>8} {:>6} {:>7} {:>10} {:>6} {:>9} {:>8}".format(*header))

@@ -238,6 +238,11 @@ def _log_explainer(model, tokenizer, data: DataConfig, explaining: ExplainConfig
     )
 
 
+def _image_keys(explained: _Explained) -> list[str]:
+    """The run's image series for the prepared chart view: each sentence's strip and the class summary."""
+    return [*tracking.sentence_image_keys(explained.explanations), artifacts.IMAGE_KEY_SUMMARY]
+
+
 def _log_explained(explained: _Explained, explaining: ExplainConfig) -> dict[str, float]:
     import mlflow
 

@@ -23,15 +23,6 @@ from mlflow_explain.cli import cli
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 XSS = '<script>alert("xss")</script><img src=x onerror=alert(1)> 東京'
@@ -94,16 +85,6 @@ def logged_run(mlflow_server, tmp_path_factory) -> Iterator[LoggedRun]:
     first_label = table[table.attributed_label == table.attributed_label.iloc[0]]
     tokens = {text: rows.sort_values("position").token.tolist() for text, rows in first_label.groupby("text")}
     yield LoggedRun(mlflow_server.url, experiment_id, run.info.run_id, control.info.run_id, tokens)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @dataclass

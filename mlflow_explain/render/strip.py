@@ -22,13 +22,16 @@ from mlflow_explain.render.html import score_to_color
 if TYPE_CHECKING:
     from PIL import Image, ImageFont
 
-__all__ = ["STRIP_HEIGHT", "STRIP_WIDTH", "SUMMARY_WIDTH", "sample_strips", "token_strip"]
+__all__ = ["CONTENT_HEIGHT", "STRIP_HEIGHT", "STRIP_WIDTH", "SUMMARY_WIDTH", "sample_strips", "token_strip"]
 
 STRIP_WIDTH = 256
 """Default width of a token strip in pixels: the largest the MLflow UI shows a logged image without scaling."""
 
 STRIP_HEIGHT = 256
 """Default least height of a token strip: with :data:`STRIP_WIDTH`, the square the MLflow UI's cells expect."""
+
+CONTENT_HEIGHT = 128
+"""Height the default strip's content stays within (the band an artifact-evaluation cell shows)."""
 
 SUMMARY_WIDTH = 960
 """Default width of :func:`sample_strips`, the run's summary picture (shown at full size)."""
@@ -46,7 +49,7 @@ def token_strip(
     key: str | None = None,
     width: int = STRIP_WIDTH,
     height: int | None = STRIP_HEIGHT,
-    max_lines: int = 5,
+    max_lines: int = 4,
     font_size: int = 14,
     level: str = "word",
 ) -> Image.Image:
@@ -61,11 +64,10 @@ def token_strip(
     The default size is what the MLflow UI shows whole and unscaled. It displays logged images as
     thumbnails of at most 256 pixels (``mlflow.tracking.multimedia.COMPRESSED_IMAGE_SIZE``), on the
     chart view's image cards and in the artifact-evaluation view's cells; a cell (MLflow 3.17) centres
-    the thumbnail in a 343-pixel square of which it shows a 174-pixel band starting 43 pixels from the
-    top, so a 256 x 256 picture with its content in the top 170 pixels reads in full there, and a
-    shorter picture would sit at the band's bottom edge, cut. :data:`STRIP_HEIGHT` pads the picture to
-    that square; the defaults keep the content (three header lines, five lines of words) within 170
-    pixels.
+    the thumbnail in a 343-pixel square and shows only its upper 174 pixels, so of a 256 x 256 picture
+    the top 131 pixels show (measured in Chromium), and a shorter picture would sit at the cell's bottom
+    edge, cut. :data:`STRIP_HEIGHT` pads the picture to that square; the defaults keep the content
+    (up to three header lines, four lines of words) within the top :data:`CONTENT_HEIGHT` pixels.
 
     Args:
         explanation: The sentence's explanation.
@@ -74,7 +76,7 @@ def token_strip(
         width: Picture width in pixels. Defaults to :data:`STRIP_WIDTH` (256).
         height: Least picture height: the content is drawn at the top and white space fills the rest;
             ``None`` makes the picture as tall as its content. Defaults to :data:`STRIP_HEIGHT` (256).
-        max_lines: Lines of words at most. Defaults to 5.
+        max_lines: Lines of words at most. Defaults to 4.
         font_size: Size of the words in pixels; the header is 75 % of it. Defaults to 14.
         level: ``"word"`` (pieces merged, special tokens left out) or ``"token"``. Defaults to ``"word"``.
 
@@ -100,7 +102,7 @@ def token_strip(
     ]
     header = _wrap_text(_header_parts(explanation, attribution.label, key), small, inner)
     lines = _wrap(shown, font, inner, max_lines, gap)
-    header_line, word_line = small.size + gap, font_size + 3 * gap + 2
+    header_line, word_line = small.size + gap, font_size + 2 * gap + 2
     content = pad + header_line * len(header) + gap + word_line * max(len(lines), 1) + pad
     image = Image.new("RGB", (width, max(content, height or 0)), "white")
     draw = ImageDraw.Draw(image)
