@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from mlflow_ui import new_page, pick  # noqa: E402  (the browser tests' helpers)
+from mlflow_ui import new_page, pick
 
 CHROMIUM = "/usr/bin/chromium"
 JAPANESE = re.compile("[\u3040-\u30ff\u4e00-\u9fff]")
