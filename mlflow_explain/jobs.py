@@ -117,9 +117,7 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig,
             model_uri = tracking.log_model(model, tokenizer, model_card=card)
             explainer_uri = _log_explainer(model, tokenizer, data, explaining, training.max_length, explained)
         metrics |= _log_explained(explained, explaining)
-        view_url = tracking.share_explanation_view(
-            run.info.experiment_id, tracking.sentence_image_keys(explained.explanations)
-        )
+        view_url = tracking.share_explanation_view(run.info.experiment_id, _image_keys(explained))
         return JobResult(
             run_id=run.info.run_id, metrics=metrics, model_uri=model_uri, explainer_uri=explainer_uri, view_url=view_url
         )
@@ -171,9 +169,7 @@ def run_explain(
             if log_explainer:
                 explainer_uri = _log_explainer(classifier, tokenizer, data, explaining, max_length, explained)
         metrics |= _log_explained(explained, explaining)
-        view_url = tracking.share_explanation_view(
-            run.info.experiment_id, tracking.sentence_image_keys(explained.explanations)
-        )
+        view_url = tracking.share_explanation_view(run.info.experiment_id, _image_keys(explained))
         return JobResult(run_id=run.info.run_id, metrics=metrics, explainer_uri=explainer_uri, view_url=view_url)
 
 
