@@ -273,11 +273,15 @@ def probabilities(
 ) -> torch.Tensor:
     """Label probabilities of many rows, in passes grouped by length (see :func:`plan_passes`).
 
+    The softmax (or sigmoid) is taken in float64 from the model's logits: the perturbation methods and
+    the completeness error subtract probabilities close to 1, where float32 keeps only a few digits
+    of the difference.
+
     Returns:
-        Float32 tensor of shape ``(len(rows), num_labels)`` on the CPU, in the order of ``rows``.
+        Float64 tensor of shape ``(len(rows), num_labels)`` on the CPU, in the order of ``rows``.
     """
     device = model_device(model)
-    out = torch.empty((len(rows), int(model.config.num_labels)))
+    out = torch.empty((len(rows), int(model.config.num_labels)), dtype=torch.float64)
     if not rows:
         return out
     lengths = [len(r.ids) for r in rows]
@@ -285,7 +289,7 @@ def probabilities(
         for batch in plan_passes(lengths, [1] * len(rows), internal_batch_size, token_budget(device)):
             index = [item for item, _ in batch]
             logits = forward_logits(model, stack_rows([rows[i] for i in index], pad_id, device))
-            out[index] = output_function(logits, activation).cpu()
+            out[index] = output_function(logits.double(), activation).cpu()
     return out
 
 

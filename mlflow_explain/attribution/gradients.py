@@ -44,6 +44,7 @@ __all__ = [
     "Saliency",
     "input_x_gradient",
     "integrated_gradients",
+    "integration_points",
     "saliency",
 ]
 
@@ -89,10 +90,7 @@ def integrated_gradients(
     Example:
         >>> raw = integrated_gradients(model, tokenizer, encoded, [[0, 1]] * len(encoded))  # doctest: +SKIP
     """
-    from captum.attr._utils.approximation_methods import approximation_parameters
-
-    step_sizes, alphas = approximation_parameters(integration)
-    points = list(zip(alphas(n_steps), step_sizes(n_steps), strict=True))
+    points = integration_points(integration, n_steps)
     inputs = SentenceInputs(model, tokenizer, texts, parity=parity)
     raw = _gradient_scores(
         model, inputs, targets, points, _along_path, linear=True, internal_batch_size=internal_batch_size
@@ -110,6 +108,34 @@ def integrated_gradients(
         change = (ends[i] - ends[len(inputs) + i])[list(label_ids)].numpy()
         results.append(RawAttribution(scores=scores, deltas=scores.sum(axis=1) - change))
     return results
+
+
+def integration_points(integration: str, n_steps: int) -> list[tuple[float, float]]:
+    """The ``(alpha, weight)`` pairs of an integration rule over [0, 1]; the weights sum to 1.
+
+    Captum's rules, except ``riemann_trapezoid``: Captum places its ``n`` nodes ``1/(n-1)`` apart but
+    weighs them ``1/n`` (halved at the ends), so its weights sum to ``1 - 1/n`` and a saturated pair's
+    completeness error tends to ``-Δf/n`` instead of 0; here they are ``1/(n-1)``, halved at the ends.
+
+    Args:
+        integration: A rule of :data:`mlflow_explain.config.INTEGRATION_METHODS`.
+        n_steps: Number of nodes (at least 2 for the Riemann rules).
+
+    Returns:
+        ``n_steps`` pairs in increasing ``alpha``.
+
+    Example:
+        >>> sum(w for _, w in integration_points("riemann_trapezoid", 3))
+        1.0
+    """
+    from captum.attr._utils.approximation_methods import approximation_parameters
+
+    if integration == "riemann_trapezoid":
+        weights = [1.0 / (n_steps - 1)] * n_steps
+        weights[0] = weights[-1] = 0.5 / (n_steps - 1)
+        return list(zip(np.linspace(0.0, 1.0, n_steps).tolist(), weights, strict=True))
+    step_sizes, alphas = approximation_parameters(integration)
+    return list(zip(alphas(n_steps), step_sizes(n_steps), strict=True))
 
 
 def saliency(

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from mlflow_explain.attribution import _engine
-from mlflow_explain.attribution.gradients import integrated_gradients
+from mlflow_explain.attribution.gradients import integrated_gradients, integration_points
+from mlflow_explain.config import INTEGRATION_METHODS
 from mlflow_explain.modeling import predict_proba
 
-from .conftest import LABELS, SENTENCES
+from .conftest import KEYWORDS, LABELS, SENTENCES
+
+SATURATED = "a big rocket launch today"
 
 ALL = list(range(len(LABELS)))
 
@@ -136,3 +141,52 @@ def test_sentences_are_grouped_by_length():
     passes = list(_engine.plan_passes(lengths, [2] * 4, internal_batch_size=4, token_budget=10_000))
 
     assert [[item for item, _ in batch] for batch in passes] == [[1, 1, 3, 3], [2, 2, 0, 0]]
+
+
+@pytest.mark.parametrize("rule", INTEGRATION_METHODS)
+def test_every_rules_weights_sum_to_one(rule):
+    for n_steps in (2, 3, 50, 401):
+        points = integration_points(rule, n_steps)
+        assert len(points) == n_steps
+        assert sum(w for _, w in points) == pytest.approx(1.0, abs=1e-12)
+        alphas = [a for a, _ in points]
+        assert alphas == sorted(alphas) and alphas[0] >= 0.0 and alphas[-1] <= 1.0
+
+
+@pytest.fixture(scope="module")
+def saturated_model(keyword_model):
+    """The keyword model with a 12x steeper classifier: the keyword's label reaches a probability near 1."""
+    model = copy.deepcopy(keyword_model)
+    with torch.no_grad():
+        model.classifier.weight.mul_(12.0)
+    return model.eval()
+
+
+@pytest.mark.parametrize("rule", INTEGRATION_METHODS)
+def test_each_rules_delta_goes_to_zero_on_a_saturated_pair(saturated_model, tokenizer, encode, rule):
+    encoded = encode([SATURATED])
+    label = [KEYWORDS["rocket"]]
+    probability = predict_proba(saturated_model, tokenizer, encoded)[0, label[0]]
+    assert probability > 0.999  # saturated: the integrand is a narrow spike along the path
+
+    def delta(n_steps: int) -> float:
+        raw = integrated_gradients(saturated_model, tokenizer, encoded, [label], n_steps=n_steps, integration=rule)
+        return abs(float(raw[0].deltas[0]))
+
+    errors = [delta(n) for n in (25, 100, 400)]
+    assert errors[0] > errors[1] > errors[2] or errors[2] < 1e-6, errors
+    assert errors[2] < (1e-4 if rule in ("gausslegendre", "riemann_middle", "riemann_trapezoid") else 1e-2), errors
+
+
+def test_captums_trapezoid_weights_would_leave_a_delta_of_one_nth(saturated_model, tokenizer, encode):
+    """The control: Captum's trapezoid weighs its nodes 1/n instead of 1/(n-1), so its delta stays near -Δf/n."""
+    n = 400
+    encoded = encode([SATURATED])
+    label = [KEYWORDS["rocket"]]
+    ours = integrated_gradients(
+        saturated_model, tokenizer, encoded, [label], n_steps=n, integration="riemann_trapezoid"
+    )[0]
+    change = float(ours.scores.sum() - ours.deltas[0])
+    captum_delta = float(ours.scores.sum()) * (n - 1) / n - change  # the same nodes, every weight times (n-1)/n
+    assert abs(float(ours.deltas[0])) < 1e-4
+    assert abs(captum_delta) > 1e-3 and captum_delta == pytest.approx(-change / n, abs=1e-4)
