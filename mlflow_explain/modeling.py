@@ -237,9 +237,11 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[Encod
         max_length: Longest encoding kept.
 
     Returns:
-        One :class:`EncodedText` per text, flagged when it was truncated.
+        One :class:`EncodedText` per text, flagged when it was truncated. Only structural tokens
+        (``[CLS]``, ``[SEP]``, ``[PAD]``, ...) are marked special: ``[UNK]`` stands for text the
+        vocabulary lacks, so it is attributed, masked and shown like any other token.
     """
-    special_ids = set(tokenizer.all_special_ids)
+    special_ids = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
     encoded = []
     for text in texts:
         full = tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
