@@ -233,7 +233,7 @@ class _Runner:
 
     def _attribute(self, method: str, n_steps: int, encoded) -> list[RawAttribution]:
         backend = get_attribution_method(method)
-        config = ExplainConfig(method=method, n_steps=n_steps)
+        config = ExplainConfig(method=method, n_steps=n_steps, tolerance=None)  # both sides at equal steps
         targets = [list(range(self.n_labels))] * len(encoded)
         results = []
         for start in range(0, len(encoded), CHUNK):

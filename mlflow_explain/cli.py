@@ -39,6 +39,15 @@ class _Epochs(click.ParamType):
         return epochs
 
 
+def _optional_float(value: str | float | None, option: str) -> float | None:
+    if value is None or str(value).strip().lower() in ("", "none", "off", "0"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number (or 'none')", param_hint=option) from None
+
+
 def _optional_int(value: str | int | None) -> int | None:
     return None if value in (None, "", 0, "0", "none", "None") else int(value)
 
@@ -138,7 +147,19 @@ def explain_options(func):
     """Options shared by the commands that explain."""
     options = [
         click.option("--n-explain", default=18, show_default=True, type=int, help="Sentences to explain."),
-        click.option("--n-steps", default=50, show_default=True, type=int, help="Integrated Gradients steps."),
+        click.option(
+            "--n-steps", default=50, show_default=True, type=int, help="Integrated Gradients steps to start with."
+        ),
+        click.option(
+            "--tolerance",
+            default="0.01",
+            show_default=True,
+            help="Completeness tolerance (probability units): pairs above it are integrated again with more "
+            "steps; 'none' integrates once.",
+        ),
+        click.option(
+            "--max-steps", default=512, show_default=True, type=int, help="Most steps a refined pair may use."
+        ),
         click.option(
             "--method",
             default="lig",
@@ -426,6 +447,8 @@ def _explain_config(options: dict) -> ExplainConfig:
         n_samples=options["n_samples"],
         quality=options["quality"],
         randomization=options["randomization"],
+        tolerance=_optional_float(options["tolerance"], "--tolerance"),
+        max_steps=options["max_steps"],
     )
 
 

@@ -43,7 +43,7 @@ import pandas as pd
 
 from mlflow_explain import artifacts
 from mlflow_explain.errors import ComparisonError, ConfigError
-from mlflow_explain.explanation import TABLE_COLUMNS
+from mlflow_explain.explanation import COMPARED_COLUMNS
 
 __all__ = [
     "AGREEMENT_COLUMNS",
@@ -484,7 +484,7 @@ def _check_same_sample(versions: Sequence[Version]) -> None:
 
 def _read_sentences(version: Version, table: pd.DataFrame) -> dict[tuple[str, int], _Sentence]:
     """The sentences of one table, keyed by (text, occurrence of that text), in sentence_id order."""
-    missing = [c for c in TABLE_COLUMNS if c not in table.columns]
+    missing = [c for c in COMPARED_COLUMNS if c not in table.columns]
     if missing:
         raise ComparisonError(
             f"the attribution table of {version.name} lacks the column(s) {', '.join(missing)}; "

@@ -149,6 +149,13 @@ class ExplainConfig:
         randomization: With ``quality``, also run the model-randomisation sanity check: the same
             method explains the scored label again with the classification head re-initialised
             (about a third more explanation time with ``lig``). Defaults to False.
+        tolerance: Completeness tolerance of Integrated Gradients in probability units: ``n_steps``
+            is where ``lig`` and ``lig-parity`` start, and the sentence-label pairs whose
+            ``|convergence delta|`` exceeds it are integrated again, on their own, with twice the steps,
+            up to ``max_steps``; pairs still above it are flagged. ``None`` integrates once at
+            ``n_steps``. Defaults to 0.01.
+        max_steps: Most integration steps a refined pair may use; at or below ``n_steps`` nothing is
+            refined. Defaults to 512.
     """
 
     n_explain: int = 18
@@ -162,8 +169,17 @@ class ExplainConfig:
     n_samples: int = 25
     quality: bool = True
     randomization: bool = False
+    tolerance: float | None = 0.01
+    max_steps: int = 512
 
     def __post_init__(self) -> None:
+        if self.tolerance is not None and not self.tolerance > 0:
+            raise ConfigError(
+                f"tolerance must be a positive completeness error (probability units), got {self.tolerance}; "
+                "give none to integrate once at n_steps."
+            )
+        if self.max_steps < 1:
+            raise ConfigError(f"max_steps must be a positive number of integration steps, got {self.max_steps}.")
         if self.n_explain < 1:
             raise ConfigError(f"n_explain must be at least 1, got {self.n_explain}.")
         if self.n_steps < 1:

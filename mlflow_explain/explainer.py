@@ -100,10 +100,31 @@ def explain_examples(
         raise ExplanationError(f"attribution with {config.method!r} failed: {err}") from err
     finally:
         model.train(was_training)
-    return [
-        _assemble(i, ex, enc, probs, tgt, r, id2label, config.method)
+    explanations = [
+        _assemble(i, ex, enc, probs, tgt, r, id2label, config)
         for i, (ex, enc, probs, tgt, r) in enumerate(zip(examples, encoded, probabilities, targets, raw, strict=True))
     ]
+    _warn_unconverged(explanations, config)
+    return explanations
+
+
+def _warn_unconverged(explanations: Sequence[Explanation], config: ExplainConfig) -> None:
+    failing = [(e, a) for e in explanations for a in e.attributions if a.converged is False]
+    if failing:
+        worst_sentence, worst = max(failing, key=lambda pair: abs(pair[1].convergence_delta))
+        total = sum(len(e.attributions) for e in explanations)
+        logger.warning(
+            "%d of %d sentence-label pairs are still above the completeness tolerance %.3g (largest |delta| "
+            "%.3g after %s steps: sentence %d towards %s); raise max_steps, or read their scores with care "
+            "(table column `converged`).",
+            len(failing),
+            total,
+            config.tolerance,
+            abs(worst.convergence_delta),
+            worst.n_steps if worst.n_steps is not None else config.n_steps,
+            worst_sentence.sentence_id,
+            worst.label,
+        )
 
 
 def _assemble(
@@ -114,7 +135,7 @@ def _assemble(
     targets: Sequence[int],
     raw: RawAttribution,
     id2label: dict[int, str],
-    method: str,
+    config: ExplainConfig,
 ) -> Explanation:
     words = word_indices(encoded.tokens, encoded.special)
     predicted = int(np.argmax(probabilities))
@@ -131,6 +152,8 @@ def _assemble(
                 probability=float(probabilities[label_id]),
                 tokens=tokens,
                 convergence_delta=delta,
+                n_steps=None if raw.steps is None else int(raw.steps[row]),
+                converged=None if delta is None or config.tolerance is None else abs(delta) <= config.tolerance,
             )
         )
     return Explanation(
@@ -142,5 +165,5 @@ def _assemble(
         attributions=tuple(attributions),
         truncated=encoded.truncated,
         n_tokens=encoded.n_tokens,
-        method=method,
+        method=config.method,
     )

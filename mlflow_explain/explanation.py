@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "COMPARED_COLUMNS",
     "TABLE_COLUMNS",
     "Explanation",
     "LabelAttribution",
@@ -41,8 +42,13 @@ TABLE_COLUMNS = (
     "is_special",
     "convergence_delta",
     "truncated",
+    "n_steps",
+    "converged",
 )
 """Columns of the long attribution table, in order: one row per sentence x label x token."""
+
+COMPARED_COLUMNS = TABLE_COLUMNS[:-2]
+"""The columns a comparison reads (runs logged before ``n_steps`` / ``converged`` existed have these)."""
 
 
 @dataclass(frozen=True)
@@ -91,12 +97,18 @@ class LabelAttribution:
         tokens: One score per input token, in input order.
         convergence_delta: Completeness error of Integrated Gradients (sum of attributions
             minus the change in the model output), or ``None`` for methods without one.
+        n_steps: Integration steps this label used (more than the configured ``n_steps`` when it was
+            refined to meet the tolerance), or ``None`` for methods that do not integrate.
+        converged: Whether ``|convergence_delta|`` is within the tolerance; ``None`` without a delta
+            or a tolerance.
     """
 
     label: str
     probability: float
     tokens: tuple[TokenScore, ...]
     convergence_delta: float | None = None
+    n_steps: int | None = None
+    converged: bool | None = None
 
     @property
     def attribution_score(self) -> float:
@@ -253,6 +265,8 @@ def to_records(explanations: Iterable[Explanation]) -> list[dict]:
                         "is_special": token.is_special,
                         "convergence_delta": attribution.convergence_delta,
                         "truncated": explanation.truncated,
+                        "n_steps": attribution.n_steps,
+                        "converged": attribution.converged,
                     }
                 )
     return rows
@@ -267,7 +281,9 @@ def summary_metrics(explanations: Sequence[Explanation]) -> dict[str, float]:
     Returns:
         ``sample_accuracy`` (share predicted right, over sentences with a true label),
         ``mean_predicted_probability`` and, where the method reports them, the median and
-        largest absolute convergence delta (``convergence_delta_median`` / ``_max``).
+        largest absolute convergence delta (``convergence_delta_median`` / ``_max``), the largest and
+        mean integration steps of a pair (``n_steps_max`` / ``n_steps_mean``) and the number of
+        pairs still above the completeness tolerance (``convergence_failures``).
     """
     if not explanations:
         return {}
@@ -281,4 +297,11 @@ def summary_metrics(explanations: Sequence[Explanation]) -> dict[str, float]:
     if deltas:
         metrics["convergence_delta_median"] = float(np.median(deltas))
         metrics["convergence_delta_max"] = float(np.max(deltas))
+    steps = [a.n_steps for e in explanations for a in e.attributions if a.n_steps is not None]
+    if steps:
+        metrics["n_steps_max"] = float(max(steps))
+        metrics["n_steps_mean"] = float(np.mean(steps))
+    flags = [a.converged for e in explanations for a in e.attributions if a.converged is not None]
+    if flags:
+        metrics["convergence_failures"] = float(sum(not f for f in flags))
     return metrics

@@ -100,6 +100,7 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig,
             model, tokenizer = build_embedded_model(dataset, training, workdir)
         else:
             model, tokenizer = load_pretrained(training.model, dataset.labels)
+        _log_tokenizer(tokenizer)
         callbacks = []
         if explain_every > 0:
             from mlflow_explain.callback import ExplainCallback
@@ -160,6 +161,7 @@ def run_explain(
         else:
             classifier, tokenizer = load_pretrained(model)
         align_labels(classifier, dataset.labels)
+        _log_tokenizer(tokenizer)
         limit = max_input_length(classifier, tokenizer, max_length)
         metrics = {f"eval_{k}": v for k, v in evaluate(classifier, tokenizer, dataset, limit).items()}
         explained = _explain(classifier, tokenizer, dataset, explaining, max_length, run)
@@ -180,6 +182,7 @@ class _Explained:
     seconds: float
     written: dict[str, Path]
     quality: dict[str, float]
+    unknown_share: float
 
     @property
     def folder(self) -> Path:
@@ -218,7 +221,7 @@ def _explain(model, tokenizer, dataset: TextDataset, explaining: ExplainConfig, 
     written = tracking.write_explanations(
         explanations, folder, subtitle=subtitle, top_k=explaining.top_k, quality=qualities
     )
-    return _Explained(sample, explanations, seconds, written, quality)
+    return _Explained(sample, explanations, seconds, written, quality, _unknown_share(explanations, tokenizer))
 
 
 def _log_explainer(model, tokenizer, data: DataConfig, explaining: ExplainConfig, max_length: int, explained) -> str:
@@ -232,6 +235,33 @@ def _log_explainer(model, tokenizer, data: DataConfig, explaining: ExplainConfig
         n_steps=explaining.n_steps,
         example_texts=[explained.sample[0].text],
     )
+
+
+UNKNOWN_WARNING = 0.05
+"""Share of ``[UNK]`` among the explained tokens above which the job warns."""
+
+
+def _unknown_share(explanations, tokenizer) -> float:
+    """Share of the explained tokens (structural ones left out) that are the unknown token; warns when high."""
+    tokens = [t.token for e in explanations if e.attributions for t in e.attributions[0].tokens if not t.is_special]
+    share = tokens.count(tokenizer.unk_token) / len(tokens) if tokens and tokenizer.unk_token else 0.0
+    if share > UNKNOWN_WARNING:
+        logger.warning(
+            "%.0f%% of the explained tokens are %s: the tokenizer may not be the one the model was trained with "
+            "(a Japanese model's MeCab dictionary: param tokenizer_dictionary), or the texts hold characters its "
+            "vocabulary lacks. Their attributions are real but say little about the words.",
+            100 * share,
+            tokenizer.unk_token,
+        )
+    return share
+
+
+def _log_tokenizer(tokenizer) -> None:
+    """Log which MeCab dictionary a Japanese tokenizer cuts words with (``none`` for other tokenizers)."""
+    from mlflow_explain.tokenization import tokenizer_dictionary
+
+    with tracking.tracking_errors():
+        _log_new_params({"tokenizer_dictionary": tokenizer_dictionary(tokenizer) or "none"})
 
 
 def _image_keys(explained: _Explained) -> list[str]:
@@ -255,6 +285,7 @@ def _log_explained(explained: _Explained, explaining: ExplainConfig) -> dict[str
             "explain_seconds_per_sentence": explained.seconds / max(n, 1),
             "n_explained": float(n),
             **explained.quality,
+            "unk_share": explained.unknown_share,
         },
     )
     shutil.rmtree(explained.folder, ignore_errors=True)
@@ -302,6 +333,8 @@ def _log_params(data: DataConfig, explaining: ExplainConfig, dataset: TextDatase
             "target": explaining.target,
             "internal_batch_size": explaining.internal_batch_size or "",
             "sample_seed": explaining.sample_seed,
+            "tolerance": "none" if explaining.tolerance is None else explaining.tolerance,
+            "max_steps": explaining.max_steps,
             "quality": str(explaining.quality).lower(),  # as `mlflow run` logs the MLproject parameter
             "randomization": str(explaining.randomization).lower(),
         }

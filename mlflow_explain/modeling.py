@@ -138,7 +138,9 @@ def load_pretrained(model: str, labels: Sequence[str] | None = None):
 
     With ``labels``, the classification head gets one output per label and the label names go
     into the config's ``id2label`` / ``label2id`` (a head of another size is re-initialised, as
-    for fine-tuning). Without, the model is loaded as saved.
+    for fine-tuning). Without, the model is loaded as saved. A Japanese MeCab tokenizer whose config
+    names no dictionary gets IPAdic, the one it was trained with
+    (:func:`~mlflow_explain.tokenization.tokenizer_load_kwargs`).
 
     Args:
         model: A local folder or a Hugging Face Hub id.
@@ -160,9 +162,12 @@ def load_pretrained(model: str, labels: Sequence[str] | None = None):
             "label2id": {label: i for i, label in enumerate(labels)},
             "ignore_mismatched_sizes": True,
         }
+    from mlflow_explain.tokenization import tokenizer_load_kwargs
+
     where = "folder" if Path(model).expanduser().is_dir() else "Hub id"
+    source = str(Path(model).expanduser()) if where == "folder" else model
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(Path(model).expanduser()) if where == "folder" else model)
+        tokenizer = AutoTokenizer.from_pretrained(source, **tokenizer_load_kwargs(source))
         loaded = AutoModelForSequenceClassification.from_pretrained(
             str(Path(model).expanduser()) if where == "folder" else model, **kwargs
         )

@@ -13,7 +13,14 @@ from pathlib import Path
 
 from mlflow_explain.errors import ConfigError, DataError, ModelError
 
-__all__ = ["SPECIAL_TOKENS", "build_japanese_tokenizer", "build_wordpiece_vocab"]
+__all__ = [
+    "SPECIAL_TOKENS",
+    "TRAINED_DICTIONARY",
+    "build_japanese_tokenizer",
+    "build_wordpiece_vocab",
+    "tokenizer_dictionary",
+    "tokenizer_load_kwargs",
+]
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MECAB_KWARGS = {"mecab_dic": "unidic_lite"}
@@ -142,3 +149,43 @@ def build_japanese_tokenizer(texts: Iterable[str], directory: str | Path, vocab_
         subword_tokenizer_type="wordpiece",
         mecab_kwargs=dict(MECAB_KWARGS),
     )
+
+
+TRAINED_DICTIONARY = "ipadic"
+"""MeCab dictionary of a saved ``BertJapaneseTokenizer`` whose config names none: what transformers 4
+gave it, and what the cl-tohoku v1 checkpoints (``bert-base-japanese``, ``-whole-word-masking``) were
+trained on. transformers 5 defaults to unidic-lite, which splits their words differently."""
+
+
+def tokenizer_load_kwargs(model: str) -> dict:
+    """Arguments that load a saved tokenizer as it was trained.
+
+    A ``BertJapaneseTokenizer`` with MeCab words whose ``tokenizer_config.json`` names no MeCab
+    dictionary gets :data:`TRAINED_DICTIONARY`; every other tokenizer loads as saved.
+
+    Args:
+        model: A local model folder or a Hub id (its config is read from the folder or the Hub cache).
+
+    Returns:
+        Keyword arguments for ``AutoTokenizer.from_pretrained`` (empty when nothing needs to change).
+    """
+    from transformers.models.auto.tokenization_auto import get_tokenizer_config
+
+    try:
+        config = get_tokenizer_config(model)
+    except (OSError, ValueError):
+        return {}
+    if config.get("tokenizer_class") != "BertJapaneseTokenizer" or config.get("word_tokenizer_type") != "mecab":
+        return {}
+    mecab = dict(config.get("mecab_kwargs") or {})
+    if mecab.get("mecab_dic") or mecab.get("mecab_option"):
+        return {}
+    return {"mecab_kwargs": {**mecab, "mecab_dic": TRAINED_DICTIONARY}}
+
+
+def tokenizer_dictionary(tokenizer) -> str | None:
+    """The MeCab dictionary a Japanese tokenizer cuts words with (``ipadic``, ``unidic_lite``, ...), else None."""
+    if getattr(tokenizer, "word_tokenizer_type", None) != "mecab":
+        return None
+    kwargs = getattr(tokenizer, "mecab_kwargs", None) or {}
+    return str(kwargs.get("mecab_dic") or ("custom" if kwargs.get("mecab_option") else "unidic_lite"))

@@ -47,6 +47,7 @@ PIP_REQUIREMENTS = [
     "tokenizers",
     "fugashi",
     "unidic-lite",
+    "ipadic",
 ]
 """Requirements of the logged classifier (MLflow's automatic inference fails offline)."""
 

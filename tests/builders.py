@@ -123,3 +123,49 @@ def sqlite_store(root: Path) -> Iterator[str]:
             while mlflow.active_run():
                 mlflow.end_run()
             mlflow.set_tracking_uri(None)
+
+
+def save_tiny_v1_japanese_model(folder: Path, texts: list[str], labels: list[str]) -> Path:
+    """A tiny model shaped like cl-tohoku's v1 Japanese BERTs: MeCab words from IPAdic, WordPiece, no dictionary named.
+
+    The vocabulary is every IPAdic word of ``texts`` (no sub-word pieces), and ``tokenizer_config.json``
+    has no ``mecab_kwargs``, as the v1 checkpoints (``bert-base-japanese``) have it. Loaded with another
+    dictionary, words that IPAdic keeps whole are split and become ``[UNK]``.
+    """
+    import json
+
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertJapaneseTokenizer
+    from transformers.models.bert_japanese.tokenization_bert_japanese import MecabTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    words = MecabTokenizer(do_lower_case=False, mecab_dic="ipadic")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted({w for t in texts for w in words.tokenize(t)})]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertJapaneseTokenizer(
+        str(folder / "vocab.txt"),
+        word_tokenizer_type="mecab",
+        mecab_kwargs={"mecab_dic": "ipadic"},
+        model_max_length=64,
+    )
+    tokenizer.save_pretrained(folder)
+    config_file = folder / "tokenizer_config.json"
+    config = json.loads(config_file.read_text("utf-8"))
+    config.pop("mecab_kwargs", None)  # the v1 checkpoints name no dictionary
+    config_file.write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(
+        BertConfig(
+            vocab_size=len(vocab),
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=64,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+        )
+    )
+    model.save_pretrained(folder)
+    return folder

@@ -41,10 +41,13 @@ class RawAttribution:
     Args:
         scores: Array of shape ``(n_targets, n_tokens)``.
         deltas: Convergence deltas of shape ``(n_targets,)``, or ``None`` when the method has none.
+        steps: Integration steps each target used, shape ``(n_targets,)``, or ``None`` when the method
+            does not integrate.
     """
 
     scores: np.ndarray
     deltas: np.ndarray | None = None
+    steps: np.ndarray | None = None
 
 
 class AttributionMethod(Protocol):

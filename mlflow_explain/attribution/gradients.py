@@ -62,6 +62,8 @@ def integrated_gradients(
     integration: str = "gausslegendre",
     internal_batch_size: int | None = None,
     parity: bool = False,
+    tolerance: float | None = None,
+    max_steps: int | None = None,
 ) -> list[RawAttribution]:
     """Layer Integrated Gradients on the word embeddings, raw (not normalised).
 
@@ -83,13 +85,55 @@ def integrated_gradients(
             the padded tokens per pass instead. Defaults to None.
         parity: Use transformers-interpret's position and token type ids
             (see :class:`~mlflow_explain.attribution._engine.SentenceInputs`). Defaults to False.
+        tolerance: Completeness tolerance in probability units: the sentence-label pairs whose
+            ``|delta|`` exceeds it are integrated again, on their own rows and labels only, with twice the
+            steps, until they meet it or reach ``max_steps``. ``None`` integrates once. Defaults to None.
+        max_steps: Most steps a refined pair may use. Defaults to ``n_steps`` (no refinement).
 
     Returns:
-        One :class:`RawAttribution` per sentence, with deltas.
+        One :class:`RawAttribution` per sentence, with deltas and the steps each label used.
 
     Example:
         >>> raw = integrated_gradients(model, tokenizer, encoded, [[0, 1]] * len(encoded))  # doctest: +SKIP
     """
+    integrate = partial(
+        _integrated_gradients,
+        model,
+        tokenizer,
+        integration=integration,
+        internal_batch_size=internal_batch_size,
+        parity=parity,
+    )
+    results = integrate(texts, targets, n_steps)
+    steps, limit = n_steps, max(max_steps or n_steps, n_steps)
+    while tolerance is not None and steps < limit:
+        failing = {i: [row for row, d in enumerate(r.deltas) if abs(d) > tolerance] for i, r in enumerate(results)}
+        failing = {i: rows for i, rows in failing.items() if rows}
+        if not failing:
+            break
+        steps = min(2 * steps, limit)
+        order = sorted(failing)
+        again = integrate([texts[i] for i in order], [[targets[i][row] for row in failing[i]] for i in order], steps)
+        for i, refined in zip(order, again, strict=True):
+            scores, deltas, used = results[i].scores.copy(), results[i].deltas.copy(), results[i].steps.copy()
+            rows = failing[i]
+            scores[rows], deltas[rows], used[rows] = refined.scores, refined.deltas, steps
+            results[i] = RawAttribution(scores=scores, deltas=deltas, steps=used)
+    return results
+
+
+def _integrated_gradients(
+    model,
+    tokenizer,
+    texts: Sequence[EncodedText],
+    targets: Sequence[Sequence[int]],
+    n_steps: int,
+    *,
+    integration: str,
+    internal_batch_size: int | None,
+    parity: bool,
+) -> list[RawAttribution]:
+    """One integration of every sentence and target at ``n_steps`` (see :func:`integrated_gradients`)."""
     points = integration_points(integration, n_steps)
     inputs = SentenceInputs(model, tokenizer, texts, parity=parity)
     raw = _gradient_scores(
@@ -106,7 +150,8 @@ def integrated_gradients(
     results = []
     for i, (scores, label_ids) in enumerate(zip(raw, targets, strict=True)):
         change = (ends[i] - ends[len(inputs) + i])[list(label_ids)].numpy()
-        results.append(RawAttribution(scores=scores, deltas=scores.sum(axis=1) - change))
+        steps = np.full(len(label_ids), n_steps, dtype=np.int64)
+        results.append(RawAttribution(scores=scores, deltas=scores.sum(axis=1) - change, steps=steps))
     return results
 
 
@@ -282,6 +327,8 @@ class LayerIG:
             integration=config.integration,
             internal_batch_size=config.internal_batch_size,
             parity=self.parity,
+            tolerance=config.tolerance,
+            max_steps=config.max_steps,
         )
         return [l2_normalize(r) for r in raw]
 

@@ -150,6 +150,14 @@ def _sentence(explanation: Explanation, rows: list[tuple[LabelAttribution, list[
     badges = ""
     if wrong:
         badges += f'<span class="badge wrong">{_e("misclassified")}</span>'
+    unconverged = [a for a in explanation.attributions if a.converged is False]
+    if unconverged:
+        worst = max(unconverged, key=lambda a: abs(a.convergence_delta))
+        note = (
+            f"completeness error above tolerance: |delta| {abs(worst.convergence_delta):.3g} towards {worst.label}"
+            + (f" after {worst.n_steps} steps" if worst.n_steps is not None else "")
+        )
+        badges += f'<span class="badge truncated">{_e(note)}</span>'
     if explanation.truncated:
         shown = len(explanation.attributions[0].tokens) if explanation.attributions else 0
         note = f"truncated: the text was cut to the model's maximum length ({shown} of {explanation.n_tokens} tokens)"

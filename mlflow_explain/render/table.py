@@ -28,6 +28,8 @@ _TABLE_DTYPES: dict[str, object] = {
     "is_special": "bool",
     "convergence_delta": "float64",
     "truncated": "bool",
+    "n_steps": "Int64",
+    "converged": object,
 }
 
 _SENTENCE_DTYPES: dict[str, object] = {
@@ -42,6 +44,8 @@ _SENTENCE_DTYPES: dict[str, object] = {
     "attributed_probability": "float64",
     "top_words": object,
     "convergence_delta": "float64",
+    "n_steps": "Int64",
+    "converged": object,
     "comprehensiveness": "float64",
     "sufficiency": "float64",
     "comprehensiveness_random": "float64",
@@ -129,6 +133,8 @@ def sentence_table(explanations: Sequence[Explanation], quality: Sequence | None
                 "attributed_probability": primary.probability if primary is not None else math.nan,
                 "top_words": top_words(e),
                 "convergence_delta": math.nan if delta is None else delta,
+                "n_steps": primary.n_steps if primary is not None else None,
+                "converged": primary.converged if primary is not None else None,
                 **{name: getattr(figures, name, math.nan) for name in QUALITY_FIGURES},
                 "truncated": e.truncated,
                 "n_tokens": e.n_tokens,

@@ -26,6 +26,9 @@ SENTENCES = [
 ]
 """Sentences of different lengths (4 to 21 tokens with [CLS] and [SEP])."""
 
+WITH_UNKNOWN = ["the zebra rocket", "a quokka soup with xylophone garlic", "zebra"]
+"""Sentences with words outside the vocabulary: each unknown word is one [UNK]."""
+
 
 @pytest.fixture(scope="package", autouse=True)
 def one_thread():

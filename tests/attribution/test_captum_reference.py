@@ -16,10 +16,7 @@ import torch
 
 from mlflow_explain.attribution.gradients import integrated_gradients
 
-from .conftest import LABELS, SENTENCES
-
-WITH_UNKNOWN = ["the zebra rocket", "a quokka soup with xylophone garlic", "zebra"]
-"""Sentences with words outside the vocabulary: each unknown word is one [UNK]."""
+from .conftest import LABELS, SENTENCES, WITH_UNKNOWN
 
 
 def _captum_reference(model, tokenizer, encoded, label: int, n_steps: int = 50) -> tuple[np.ndarray, float]:

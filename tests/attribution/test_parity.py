@@ -8,16 +8,17 @@ import pytest
 from mlflow_explain.attribution import get_attribution_method
 from mlflow_explain.config import ExplainConfig
 
-from .conftest import LABELS, SENTENCES
+from .conftest import LABELS, SENTENCES, WITH_UNKNOWN
 
 TOLERANCE = 1e-3
 ALL = list(range(len(LABELS)))
 
 
-def test_matches_interpret_backend_for_each_label_of_a_softmax_classifier(softmax_model, tokenizer, encode):
-    encoded = encode(SENTENCES)
+@pytest.mark.parametrize("texts", [SENTENCES, WITH_UNKNOWN], ids=["sentences", "with [UNK]"])
+def test_matches_interpret_backend_for_each_label_of_a_softmax_classifier(softmax_model, tokenizer, encode, texts):
+    encoded = encode([*texts, SENTENCES[0]][:4])
     targets = [ALL, [2, 0], [1], ALL]
-    config = ExplainConfig(n_steps=20)
+    config = ExplainConfig(n_steps=20, tolerance=None)
 
     ours = get_attribution_method("lig-parity").attribute(softmax_model, tokenizer, encoded, targets, config)
     theirs = get_attribution_method("interpret-lig").attribute(softmax_model, tokenizer, encoded, targets, config)
@@ -36,7 +37,7 @@ def test_matches_plain_sequence_classification_explainer(softmax_model, tokenize
     explainer = SequenceClassificationExplainer(softmax_model, tokenizer)
     encoded = encode(SENTENCES[:3])
     ours = get_attribution_method("lig-parity").attribute(
-        softmax_model, tokenizer, encoded, [ALL] * len(encoded), ExplainConfig(n_steps=16)
+        softmax_model, tokenizer, encoded, [ALL] * len(encoded), ExplainConfig(n_steps=16, tolerance=None)
     )
 
     for text, mine in zip(encoded, ours, strict=True):
@@ -55,7 +56,7 @@ def test_matches_multilabel_classification_explainer_on_a_sigmoid_model(multilab
     encoded = encode(SENTENCES[1:3])
     # MultiLabelClassificationExplainer always integrates with its default of 50 steps.
     ours = get_attribution_method("lig-parity").attribute(
-        multilabel_model, tokenizer, encoded, [ALL] * len(encoded), ExplainConfig(n_steps=50)
+        multilabel_model, tokenizer, encoded, [ALL] * len(encoded), ExplainConfig(n_steps=50, tolerance=None)
     )
 
     for text, mine in zip(encoded, ours, strict=True):
@@ -69,7 +70,7 @@ def test_default_engine_explains_the_prediction_itself(softmax_model, tokenizer,
     configuration inherits transformers-interpret's, which its mismatched baseline ids keep large."""
     encoded = encode(SENTENCES)
     targets = [ALL] * len(encoded)
-    config = ExplainConfig(n_steps=32)
+    config = ExplainConfig(n_steps=32, tolerance=None)
 
     native = get_attribution_method("lig").attribute(softmax_model, tokenizer, encoded, targets, config)
     parity = get_attribution_method("lig-parity").attribute(softmax_model, tokenizer, encoded, targets, config)
