@@ -68,7 +68,8 @@ OUTPUT_COLUMNS = {
 - ``tokens``: the input tokens (``level="token"``, ``[CLS]``/``[SEP]`` included) or the words;
 - ``scores``: one list per attributed label, aligned with ``tokens``;
 - ``convergence_deltas``: completeness error per attributed label (empty for methods without one);
-- ``attributions_json``: the same as one JSON string, for sinks that need a flat type.
+- ``attributions_json``: the same as one JSON string, for sinks that need a flat type, with each label's
+  integration steps (``n_steps``) and whether it met the completeness tolerance (``converged``).
 
 A row whose text is missing or blank gets nulls and empty lists.
 """
@@ -265,7 +266,14 @@ def _row(explanation: Explanation, level: str) -> dict:
         scores = [[t.score for t in a.tokens] for a in explanation.attributions]
     deltas = [a.convergence_delta for a in explanation.attributions if a.convergence_delta is not None]
     attributions = [
-        {"label": a.label, "probability": a.probability, "convergence_delta": a.convergence_delta, "scores": s}
+        {
+            "label": a.label,
+            "probability": a.probability,
+            "convergence_delta": a.convergence_delta,
+            "n_steps": a.n_steps,
+            "converged": a.converged,
+            "scores": s,
+        }
         for a, s in zip(explanation.attributions, scores, strict=True)
     ]
     return {

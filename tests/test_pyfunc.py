@@ -71,6 +71,9 @@ def test_predict_gives_the_in_process_scores(explainer, classifier):
         assert parsed["tokens"] == row.tokens
         assert parsed["attributions"][0]["label"] == row.predicted_label
         np.testing.assert_allclose(parsed["attributions"][0]["scores"], row.scores[0])
+        # the completeness tolerance applies as in the jobs: steps used and the flag per label
+        assert parsed["attributions"][0]["n_steps"] == explanation.primary.n_steps >= N_STEPS
+        assert parsed["attributions"][0]["converged"] == explanation.primary.converged
 
 
 def test_params_choose_targets_and_level_per_request(explainer):
