@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -100,11 +101,12 @@ def explain_examples(
         raise ExplanationError(f"attribution with {config.method!r} failed: {err}") from err
     finally:
         model.train(was_training)
+    checked = config if getattr(method, "checks_completeness", True) else replace(config, tolerance=None)
     explanations = [
-        _assemble(i, ex, enc, probs, tgt, r, id2label, config)
+        _assemble(i, ex, enc, probs, tgt, r, id2label, checked)
         for i, (ex, enc, probs, tgt, r) in enumerate(zip(examples, encoded, probabilities, targets, raw, strict=True))
     ]
-    _warn_unconverged(explanations, config)
+    _warn_unconverged(explanations, checked)
     return explanations
 
 

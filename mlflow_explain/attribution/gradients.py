@@ -308,6 +308,8 @@ class LayerIG:
         "labels); baseline: special tokens kept, others [PAD]; L2-normalised scores, raw deltas."
     )
     parity = False
+    checks_completeness = True
+    """Whether the deltas measure this method's own completeness error (and so the tolerance applies)."""
 
     def attribute(
         self,
@@ -327,7 +329,7 @@ class LayerIG:
             integration=config.integration,
             internal_batch_size=config.internal_batch_size,
             parity=self.parity,
-            tolerance=config.tolerance,
+            tolerance=config.tolerance if self.checks_completeness else None,
             max_steps=config.max_steps,
         )
         return [l2_normalize(r) for r in raw]
@@ -342,6 +344,7 @@ class LayerIGParity(LayerIG):
         "token type 1 on the last [SEP], all-zero ids in the delta's baseline): same scores, much faster."
     )
     parity = True
+    checks_completeness = False  # its delta, like transformers-interpret's, uses another baseline than its path
 
 
 class Saliency:

@@ -62,6 +62,8 @@ class InterpretLIG:
         "Layer Integrated Gradients via transformers-interpret's SequenceClassificationExplainer, "
         "one label at a time (softmax, or sigmoid for multi-label models); L2-normalised scores."
     )
+    checks_completeness = False
+    """Its delta is transformers-interpret's (another baseline than its path), so no tolerance applies."""
 
     def attribute(
         self,

@@ -81,3 +81,16 @@ def test_without_a_tolerance_every_pair_keeps_n_steps(steep_model, tokenizer):
 def test_a_tolerance_must_be_positive(tolerance):
     with pytest.raises(ConfigError, match="tolerance must be a positive"):
         ExplainConfig(tolerance=tolerance)
+
+
+@pytest.mark.parametrize("method", ["lig-parity", "interpret-lig"])
+def test_transformers_interpret_style_deltas_are_reported_not_refined(steep_model, tokenizer, method, caplog):
+    """Their delta uses another baseline than their path (transformers-interpret's), so it never meets a tolerance."""
+    examples = [Example(t, None) for t in SENTENCES[:2]]
+    config = ExplainConfig(method=method, n_steps=8, tolerance=1e-9, quality=False)
+    with caplog.at_level(logging.WARNING):
+        explanations = explain_examples(steep_model, tokenizer, examples, config, progress=False)
+    pairs = [a for e in explanations for a in e.attributions]
+    assert all(a.converged is None for a in pairs) and "completeness tolerance" not in caplog.text
+    assert all(a.convergence_delta is not None for a in pairs)
+    assert {a.n_steps for a in pairs} <= {8, None}
