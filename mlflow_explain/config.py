@@ -13,6 +13,8 @@ __all__ = [
     "DEFAULT_MODEL",
     "EMBEDDED_DATA",
     "INTEGRATION_METHODS",
+    "MAX_SAMPLES",
+    "MAX_STEPS",
     "TARGETS",
     "DataConfig",
     "ExplainConfig",
@@ -29,6 +31,13 @@ TARGETS = ("all", "predicted", "true", "predicted+true")
 """Which labels to attribute for each sentence."""
 
 TEXT_FIELDS = ("title", "body")
+
+MAX_STEPS = 4096
+"""Most integration steps (``n_steps``, ``max_steps``): the nodes cost O(n) memory and O(n^2) time, and a
+pass explains ``n`` interpolated copies of each sentence."""
+
+MAX_SAMPLES = 1000
+"""Most random orders per sentence for ``shapley-sampling`` (each order is one forward pass per token)."""
 
 INTEGRATION_METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 """Integration rules of Integrated Gradients, named as Captum names them (Gauss-Legendre is Captum's default)."""
@@ -178,13 +187,14 @@ class ExplainConfig:
                 f"tolerance must be a positive completeness error (probability units), got {self.tolerance}; "
                 "give none to integrate once at n_steps."
             )
-        if self.max_steps < 1:
-            raise ConfigError(f"max_steps must be a positive number of integration steps, got {self.max_steps}.")
+        if not 1 <= self.max_steps <= MAX_STEPS:
+            raise ConfigError(f"max_steps must be between 1 and {MAX_STEPS} integration steps, got {self.max_steps}.")
         if self.n_explain < 1:
             raise ConfigError(f"n_explain must be at least 1, got {self.n_explain}.")
-        if self.n_steps < 1:
+        if not 1 <= self.n_steps <= MAX_STEPS:
             raise ConfigError(
-                f"n_steps must be a positive number of integration steps, got {self.n_steps}; 50 is a good default."
+                f"n_steps must be between 1 and {MAX_STEPS} integration steps, got {self.n_steps}; 50 is a good "
+                "default (the tolerance adds steps where they are needed)."
             )
         if self.target not in TARGETS:
             raise ConfigError(f"target must be one of {', '.join(TARGETS)}; got {self.target!r}.")
@@ -198,7 +208,7 @@ class ExplainConfig:
             raise ConfigError(f"integration {self.integration!r} needs n_steps >= 2, got {self.n_steps}.")
         if self.randomization and not self.quality:
             raise ConfigError("randomization is one of the quality metrics; set quality to true as well.")
-        if self.n_samples < 1:
-            raise ConfigError(f"n_samples must be at least 1, got {self.n_samples}.")
+        if not 1 <= self.n_samples <= MAX_SAMPLES:
+            raise ConfigError(f"n_samples must be between 1 and {MAX_SAMPLES}, got {self.n_samples}.")
         # The method name is checked against the registry when explaining, so that backends
         # registered after import are accepted too.

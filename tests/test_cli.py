@@ -110,7 +110,7 @@ def test_bad_data_is_a_one_line_error_and_no_run(tracking, tmp_path):
 
 def test_bad_settings_are_rejected_before_any_work(tracking):
     result = invoke("main", "--n-steps", "0")
-    assert result.exit_code == 1 and "n_steps must be a positive number" in result.output
+    assert result.exit_code == 1 and "n_steps must be between 1 and 4096" in result.output
     result = invoke("main", "--epochs", "-1")
     assert result.exit_code == 2 and "epochs must be positive" in result.output
     result = invoke("main", "--quality", "false", "--randomization", "true")

@@ -106,6 +106,9 @@ def test_bad_params_and_inputs_are_clear_errors(explainer):
         explainer.predict(rows, params={"method": "magic"})
     with pytest.raises(MlflowException, match="level must be one of token, word"):
         explainer.predict(rows, params={"level": "sentence"})
+    with pytest.raises(MlflowException, match="n_steps must be between 1 and 4096") as raised:
+        explainer.predict(rows, params={"n_steps": 100_000})  # refused before any work (was a 74.5 GiB allocation)
+    assert raised.value.get_http_status_code() == 400
     with pytest.raises(MlflowException, match="sentence"):
         explainer.predict(pd.DataFrame({"text": ["a goal"]}))
 

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from mlflow_explain.attribution import _engine
-from mlflow_explain.attribution.gradients import integrated_gradients, integration_points
-from mlflow_explain.config import INTEGRATION_METHODS
+from mlflow_explain.attribution.gradients import gauss_legendre, integrated_gradients, integration_points
+from mlflow_explain.config import INTEGRATION_METHODS, MAX_STEPS, ExplainConfig
+from mlflow_explain.errors import ConfigError
 from mlflow_explain.modeling import predict_proba
 
 from .conftest import KEYWORDS, LABELS, SENTENCES
@@ -190,3 +191,37 @@ def test_captums_trapezoid_weights_would_leave_a_delta_of_one_nth(saturated_mode
     captum_delta = float(ours.scores.sum()) * (n - 1) / n - change  # the same nodes, every weight times (n-1)/n
     assert abs(float(ours.deltas[0])) < 1e-4
     assert abs(captum_delta) > 1e-3 and captum_delta == pytest.approx(-change / n, abs=1e-4)
+
+
+@pytest.mark.parametrize("n_steps", [1, 2, 3, 7, 50, 128, 512])
+def test_gauss_legendre_nodes_equal_numpys(n_steps):
+    nodes, weights = gauss_legendre(n_steps)
+    expected_nodes, expected_weights = np.polynomial.legendre.leggauss(n_steps)
+    np.testing.assert_allclose(nodes, expected_nodes, atol=1e-13, rtol=0)
+    np.testing.assert_allclose(weights, expected_weights, atol=1e-13, rtol=0)
+    from captum.attr._utils.approximation_methods import approximation_parameters
+
+    step_sizes, alphas = approximation_parameters("gausslegendre")
+    points = integration_points("gausslegendre", n_steps)
+    np.testing.assert_allclose([a for a, _ in points], alphas(n_steps), atol=1e-13, rtol=0)
+    np.testing.assert_allclose([w for _, w in points], step_sizes(n_steps), atol=1e-13, rtol=0)
+
+
+def test_the_largest_rule_is_computed_without_a_quadratic_matrix():
+    nodes, weights = gauss_legendre(MAX_STEPS)  # numpy's leggauss would build a 4096 x 4096 matrix
+    assert nodes.shape == weights.shape == (MAX_STEPS,)
+    assert weights.sum() == pytest.approx(2.0, abs=1e-12) and np.all(np.diff(nodes) > 0)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"n_steps": MAX_STEPS + 1}, "n_steps must be between 1 and 4096"),
+        ({"n_steps": 100_000}, "n_steps must be between 1 and 4096"),
+        ({"max_steps": MAX_STEPS + 1}, "max_steps must be between 1 and 4096"),
+        ({"n_samples": 1001}, "n_samples must be between 1 and 1000"),
+    ],
+)
+def test_work_is_bounded(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        ExplainConfig(**settings)
