@@ -247,7 +247,7 @@ class ExplainCallback(TrainerCallback):
         self._images_step = step
 
     def _log_history(self) -> None:
-        """Log every step's per-sentence rows as one table, once, at the end of training."""
+        """At the end of training: every step's per-sentence rows as one table, and the probe's cards in the view."""
         import pandas as pd
 
         from mlflow_explain.tracking import sentence_image_keys, share_explanation_view

@@ -62,7 +62,6 @@ def write_explanations(
     subtitle: str | None = None,
     top_k: int = 10,
     quality: Sequence | None = None,
-    plots: bool = True,
 ) -> dict[str, Path]:
     """Render explanations into ``folder``: tables, HTML pages, token strips and plots.
 
@@ -77,8 +76,6 @@ def write_explanations(
         top_k: Tokens per class in the summary plot. Defaults to 10.
         quality: Per-sentence :class:`~mlflow_explain.quality.SentenceQuality` figures, written
             as the ``quality.json`` table and into the per-sentence table when given.
-        plots: Also draw the matplotlib token-importance plots (``plots/``; about 0.2 s each).
-            Defaults to True.
 
     Returns:
         Map from artifact name (a path relative to ``folder``) to the written path.
@@ -109,13 +106,9 @@ def write_explanations(
         frame = pd.DataFrame(quality_records(quality), columns=list(QUALITY_COLUMNS))
         written[artifacts.QUALITY_FILE] = _atomic_write(folder / artifacts.QUALITY_FILE, _table_json(frame))
     written |= write_strips(explanations, folder)
-    keys = [sentence_key(e.text) for e in explanations]
-    written[artifacts.SUMMARY_IMAGE] = _save_image(
-        sample_strips(explanations, keys=keys), folder / artifacts.SUMMARY_IMAGE
-    )
-    if plots:
-        written |= _write_plots(explanations, folder, top_k)
-    return written
+    summary = sample_strips(explanations, keys=[sentence_key(e.text) for e in explanations])
+    written[artifacts.SUMMARY_IMAGE] = _save_image(summary, folder / artifacts.SUMMARY_IMAGE)
+    return written | _write_plots(explanations, folder, top_k)
 
 
 def write_strips(explanations: Sequence[Explanation], folder: str | Path) -> dict[str, Path]:
