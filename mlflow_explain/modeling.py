@@ -244,13 +244,15 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[Encod
     Returns:
         One :class:`EncodedText` per text, flagged when it was truncated. Only structural tokens
         (``[CLS]``, ``[SEP]``, ``[PAD]``, ...) are marked special: ``[UNK]`` stands for text the
-        vocabulary lacks, so it is attributed, masked and shown like any other token.
+        vocabulary lacks, so it is attributed, masked and shown like any other token. A control
+        token's name typed inside a text (``[SEP]``, ``[MASK]``) is tokenized as the text it is
+        (``split_special_tokens``), never turned into the control token.
     """
     special_ids = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
     encoded = []
     for text in texts:
-        full = tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-        ids = tokenizer(text, add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
+        full = tokenizer(text, truncation=False, verbose=False, split_special_tokens=True)["input_ids"]
+        ids = tokenizer(text, truncation=True, max_length=max_length, split_special_tokens=True)["input_ids"]
         encoded.append(
             EncodedText(
                 text=text,
@@ -326,7 +328,8 @@ def evaluate(model, tokenizer, dataset: TextDataset, max_length: int) -> dict[st
 class _EncodedDataset(torch.utils.data.Dataset):
     def __init__(self, tokenizer, examples, label2id: dict[str, int], max_length: int):
         texts = [e.text for e in examples]
-        self.encodings = tokenizer(texts, truncation=True, max_length=max_length)
+        # Text that spells a control token ("[SEP]") is text, as in encode_texts.
+        self.encodings = tokenizer(texts, truncation=True, max_length=max_length, split_special_tokens=True)
         self.labels = [label2id[e.label] for e in examples]
 
     def __len__(self) -> int:

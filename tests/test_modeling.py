@@ -68,6 +68,17 @@ def test_encode_texts_truncates_and_flags(model_dir):
     assert long.tokens[-1] == "[SEP]"
 
 
+@pytest.mark.parametrize("typed", ["[SEP]", "[MASK]", "[PAD]", "[CLS]"])
+def test_a_control_token_typed_in_a_text_is_text(model_dir, typed):
+    _, tokenizer = load_pretrained(str(model_dir))
+    (encoded,) = encode_texts(tokenizer, [f"rocket {typed} launch"], 32)
+    assert encoded.special.count(True) == 2 and encoded.tokens[0] == "[CLS]" and encoded.tokens[-1] == "[SEP]"
+    assert typed not in encoded.tokens[1:-1]  # spelled out as text, not the control token
+    assert encoded.tokens[1] == "rocket" and encoded.tokens[-2] == "launch"
+    unknown = tokenizer.unk_token_id
+    assert all(i != tokenizer.convert_tokens_to_ids(typed) or i == unknown for i in encoded.input_ids[1:-1])
+
+
 def test_predict_proba_softmax_and_sigmoid(tmp_path, model_dir):
     model, tokenizer = load_pretrained(str(model_dir))
     encoded = encode_texts(tokenizer, ["rocket launch", "the oven", "goal"], 32)
