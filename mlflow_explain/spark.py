@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from mlflow_explain.errors import ConfigError, DataError, ModelError
@@ -213,6 +213,7 @@ def explain_file(spark: SparkSession, job: FileJob) -> FileSummary:
 
     from mlflow_explain.pyfunc import OUTPUT_COLUMNS, SPARK_RESULT_TYPE
 
+    check_output(job)
     model_text, model_label, defaults = _explainer_settings(job.model)
     params = {**defaults, **job.params}
     frame = _read(spark, job)
@@ -254,6 +255,55 @@ def explain_file(spark: SparkSession, job: FileJob) -> FileSummary:
     return FileSummary(n_rows, n_explained, seconds, params, text, label, quality)
 
 
+_SPARK_OUTPUT_FILES = ("_SUCCESS",)
+_SPARK_OUTPUT_SUFFIXES = (".parquet", ".crc")
+
+
+def check_output(job: FileJob) -> None:
+    """Refuse an output that would replace the input or files that this job did not write.
+
+    ``--overwrite`` replaces an earlier output of ``explain-file`` only: a folder that Spark wrote
+    (``part-*.parquet``, ``_SUCCESS`` and their ``.crc`` files). Remote outputs (``hdfs://``, ``s3://``,
+    ...) are left to Spark's own ``errorifexists`` / ``overwrite`` rules.
+
+    Args:
+        job: The job (its ``input``, ``output`` and ``overwrite``).
+
+    Raises:
+        DataError: If the output is, or holds, the input, is a file, or holds files of another origin.
+    """
+    output = _local_path(job.output)
+    if output is None:
+        return
+    source = _local_path(job.input)
+    if source is not None and (source == output or output in source.parents):
+        raise DataError(
+            f"--output {job.output} is or holds the input {job.input}; write the explanations to another folder."
+        )
+    if not output.exists() or not job.overwrite:
+        return  # Spark refuses an existing output without --overwrite
+    if not output.is_dir():
+        raise DataError(f"--output {job.output} is a file, not an earlier output of explain-file; choose a folder.")
+    foreign = sorted(
+        str(path.relative_to(output))
+        for path in output.rglob("*")
+        if path.is_file() and path.name not in _SPARK_OUTPUT_FILES and not path.name.endswith(_SPARK_OUTPUT_SUFFIXES)
+    )
+    if foreign or not (output / "_SUCCESS").exists():
+        listed = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "") if foreign else "no _SUCCESS marker"
+        raise DataError(
+            f"--output {job.output} holds files that explain-file did not write ({listed}); --overwrite replaces only "
+            "an earlier output of explain-file. Choose another folder."
+        )
+
+
+def _local_path(location: str) -> Path | None:
+    """The local path of ``location`` (a path or a ``file:`` URI), or None for remote storage."""
+    if "://" in location and not location.startswith("file://"):
+        return None
+    return Path(location.removeprefix("file://").removeprefix("file:")).expanduser().resolve()
+
+
 def run_explain_file(job: FileJob, master: str | None = None, conf: Mapping[str, str] | None = None):
     """Explain a file on Spark inside an MLflow run, logging params, counts, time and quality figures.
 
@@ -270,6 +320,7 @@ def run_explain_file(job: FileJob, master: str | None = None, conf: Mapping[str,
     """
     from mlflow_explain import jobs, tracking
 
+    check_output(job)  # before Spark starts: nothing is worked on that cannot be written
     tracking.check_tracking_store()
     with jobs._run() as run, _session(master, conf) as (spark, start_seconds):
         with tracking.tracking_errors():

@@ -15,6 +15,7 @@ from mlflow_explain import artifacts
 from mlflow_explain.cli import cli
 from mlflow_explain.config import ExplainConfig
 from mlflow_explain.data import Example
+from mlflow_explain.errors import DataError
 from mlflow_explain.explainer import explain_examples
 from mlflow_explain.modeling import load_pretrained
 from mlflow_explain.render import render_html
@@ -121,3 +122,53 @@ def test_unknown_run_id_fails_the_explain_run_clearly(tracking):
     assert "Traceback" not in result.output
     (run,) = runs()
     assert run.info.status == "FAILED"
+
+
+# --- explain-file never deletes what it did not write ------------------------------------------------
+
+
+def _job(tmp_path, output, overwrite=True):
+    from mlflow_explain.spark import FileJob
+
+    return FileJob(
+        input=str(tmp_path / "in" / "eval.csv"), output=str(output), model="runs:/x/explainer", overwrite=overwrite
+    )
+
+
+def test_explain_file_refuses_an_output_that_holds_the_input(tmp_path):
+    from mlflow_explain.spark import check_output
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "eval.csv").write_text("text\n東京\n", encoding="utf-8")
+    for output in (tmp_path / "in", tmp_path, tmp_path / "in" / "eval.csv"):
+        with pytest.raises(DataError, match="is or holds the input"):
+            check_output(_job(tmp_path, output))
+    assert (tmp_path / "in" / "eval.csv").exists()
+
+
+def test_overwrite_replaces_only_an_earlier_output_of_explain_file(tmp_path):
+    from mlflow_explain.spark import check_output
+
+    (tmp_path / "in").mkdir()
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    for name in ("_SUCCESS", "part-00000-a.snappy.parquet", ".part-00000-a.snappy.parquet.crc", "._SUCCESS.crc"):
+        (earlier / name).write_bytes(b"")
+    check_output(_job(tmp_path, earlier))  # an earlier output: allowed
+    check_output(_job(tmp_path, tmp_path / "new"))  # a new folder: allowed
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "_SUCCESS").write_bytes(b"")
+    (mixed / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match=r"holds files that explain-file did not write \(notes.txt\)"):
+        check_output(_job(tmp_path, mixed))
+    (tmp_path / "file.parquet").write_bytes(b"PAR1")
+    with pytest.raises(DataError, match="is a file"):
+        check_output(_job(tmp_path, tmp_path / "file.parquet"))
+    no_marker = tmp_path / "no-marker"
+    no_marker.mkdir()
+    (no_marker / "part-0.parquet").write_bytes(b"")
+    with pytest.raises(DataError, match="no _SUCCESS marker"):
+        check_output(_job(tmp_path, no_marker))
+    assert (mixed / "notes.txt").read_text() == "mine"
+    check_output(_job(tmp_path, mixed, overwrite=False))  # without --overwrite Spark itself refuses to write
