@@ -141,11 +141,19 @@ def test_the_same_image_key_names_the_same_sentence_in_every_run(runs, browser, 
     runs_page(page, runs, "CHART")
     first = runs.tables[runs.seed_1].sort_values("sentence_id").iloc[0]
     key = f"explanations/sentence_00_{first.key}"
-    card = page.locator("[data-testid=experiment-view-compare-runs-card]").filter(has=page.locator("h4", has_text=key))
-    card.first.scroll_into_view_if_needed()
-    sources = card.first.locator("img").evaluate_all("els => els.map(e => e.getAttribute('src'))")
-    shown = {run_id for run_id in runs.tables if any(run_id in (s or "") for s in sources)}
-    assert {runs.seed_1, runs.seed_2} <= shown  # one card, both runs' pictures of that sentence
+    card = (
+        page.locator("[data-testid=experiment-view-compare-runs-card]")
+        .filter(has=page.locator("h4", has_text=key))
+        .first
+    )
+    card.wait_for()
+    card.scroll_into_view_if_needed()
+    # one card, both runs' pictures of that sentence (the card loads them after it appears)
+    page.wait_for_function(
+        """([card, ids]) => { const sources = [...card.querySelectorAll('img')].map(i => i.getAttribute('src') || '');
+             return ids.every(id => sources.some(s => s.includes(id))); }""",
+        arg=[card.element_handle(), [runs.seed_1, runs.seed_2]],
+    )
     screenshot(page, "ui-chart-view-default.png", tmp_path)
     page.context.close()
 
