@@ -25,8 +25,12 @@ STRIPS_DIR = "strips"
 SUMMARY_IMAGE = "explanations.png"
 """Token strips of the whole sample in one picture, logged at the run's artifact root (with a copy of
 :data:`HTML_FILE`) so that the compare page's Artifacts section shows runs side by side."""
+
 HTML_FILE = "explanations.html"
 WORDS_HTML_FILE = "explanations_words.html"
+
+ROOT_FILES = (SUMMARY_IMAGE, HTML_FILE)
+"""Rendered files that are also logged at the run's artifact root (the compare page lists only the root)."""
 PLOTS_DIR = "plots"
 SUMMARY_PLOT = "top_tokens.png"
 SAMPLE_FILE = "sample.json"

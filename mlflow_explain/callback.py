@@ -295,7 +295,7 @@ class ExplainCallback(TrainerCallback):
                     f"{artifacts.PLOTS_DIR}/{artifacts.SUMMARY_PLOT}",
                 ):
                     client.log_artifact(self.run_id, str(written[name]), artifacts.TRAINING_DIR)
-                for name in (artifacts.SUMMARY_IMAGE, artifacts.HTML_FILE):  # the compare page shows the root
+                for name in artifacts.ROOT_FILES:  # the compare page shows the root
                     client.log_artifact(self.run_id, str(written[name]))
             except Exception as err:  # see _explain_and_log
                 kept = self._keep_locally(args, explanations, f"final-step-{step:06d}")

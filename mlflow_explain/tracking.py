@@ -232,7 +232,6 @@ def log_explanations(
 
 
 _TABLES = (artifacts.TABLE_FILE, artifacts.QUALITY_FILE, artifacts.SENTENCES_FILE)
-_AT_ROOT = (artifacts.SUMMARY_IMAGE,)
 
 
 def log_written_explanations(
@@ -275,11 +274,11 @@ def log_written_explanations(
             elif name in _TABLES:
                 # log_table registers the table so that mlflow.load_table joins it across runs.
                 mlflow.log_table(_read_table(path), artifact_file=f"{artifact_dir}/{name}")
-            elif name in _AT_ROOT:
-                mlflow.log_artifact(str(path))
-            elif not name.startswith(f"{artifacts.STRIPS_DIR}/"):  # strips live in the table and the images
+            elif name != artifacts.SUMMARY_IMAGE and not name.startswith(f"{artifacts.STRIPS_DIR}/"):
+                # (strips live in the table and the image series, the summary picture at the root only)
                 mlflow.log_artifact(str(path), artifact_path=f"{artifact_dir}/{Path(name).parent}".rstrip("/."))
-        mlflow.log_artifact(str(written[artifacts.HTML_FILE]))  # at the root too, for the compare page
+        for name in artifacts.ROOT_FILES:
+            mlflow.log_artifact(str(written[name]))
         _log_images(written, explanations, step)
         mlflow.log_metrics(metrics, step=step)
     except Exception as err:  # MLflow raises MlflowException, requests and OS errors alike
