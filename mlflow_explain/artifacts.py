@@ -77,3 +77,6 @@ COMPARISON_PLOT = "attribution_differences.png"
 
 AGREEMENT_TABLE = "agreement.json"
 """Agreement figures of a comparison run, one row per sentence x compared pair (``mlflow.log_table``)."""
+
+COMPARISON_FILES = (COMPARISON_HTML, COMPARISON_PLOT, AGREEMENT_TABLE)
+"""Every file a comparison writes into its folder (``compare --output-dir``)."""

@@ -324,7 +324,8 @@ def methods() -> None:
 )
 @click.option("--top-k", default=5, show_default=True, type=int, help="Tokens per sentence in the top-k overlap.")
 @click.option("--output-dir", default="", help="Also write the page, plot and agreement table to this folder.")
-def compare(run_ids: tuple[str, ...], steps: str, force: bool, top_k: int, output_dir: str) -> None:
+@switch_option("--overwrite", False, "Replace the comparison files of an earlier --output-dir (nothing else there).")
+def compare(run_ids: tuple[str, ...], steps: str, force: bool, top_k: int, output_dir: str, overwrite: bool) -> None:
     """Compare the explanations of runs (RUN_IDS, space- or comma-separated; the first is the reference).
 
     Logs a new run tagged with the compared run IDs: an HTML page, a plot of the attribution
@@ -339,6 +340,8 @@ def compare(run_ids: tuple[str, ...], steps: str, force: bool, top_k: int, outpu
     def job():
         if steps and ids:
             raise ConfigError("give either RUN_IDS or --steps RUN_ID, not both")
+        if output_dir:
+            tracking.check_comparison_dir(output_dir, overwrite)
         if steps:
             comparison = compare_steps(*tracking.load_step_table(steps), top_k=top_k)
         else:
@@ -453,9 +456,15 @@ def _explain_config(options: dict) -> ExplainConfig:
 
 
 def _run(job):
-    """Run a job; turn our errors into a one-line message and exit code 1 (the run is marked FAILED)."""
+    """Run a job within the tracking retry budget; turn our errors into a one-line message and exit code 1.
+
+    The run is marked FAILED (or the message says it could not be).
+    """
+    from mlflow_explain.tracking import retry_budget
+
     try:
-        return job()
+        with retry_budget():
+            return job()
     except MlflowExplainError as err:
         click.echo(f"Error: {err}", err=True)
         sys.exit(1)

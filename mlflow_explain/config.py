@@ -14,11 +14,13 @@ __all__ = [
     "EMBEDDED_DATA",
     "INTEGRATION_METHODS",
     "MAX_SAMPLES",
+    "MAX_SEED",
     "MAX_STEPS",
     "TARGETS",
     "DataConfig",
     "ExplainConfig",
     "TrainConfig",
+    "check_seed",
 ]
 
 EMBEDDED_DATA = "embedded"
@@ -35,6 +37,9 @@ TEXT_FIELDS = ("title", "body")
 MAX_STEPS = 4096
 """Most integration steps (``n_steps``, ``max_steps``): the nodes cost O(n) memory and O(n^2) time, and a
 pass explains ``n`` interpolated copies of each sentence."""
+
+MAX_SEED = 2**32 - 1
+"""Largest seed (NumPy's and ``transformers.set_seed``'s bound); seeds are 0 to MAX_SEED."""
 
 MAX_SAMPLES = 1000
 """Most random orders per sentence for ``shapley-sampling`` (each order is one forward pass per token)."""
@@ -109,6 +114,7 @@ class TrainConfig:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}.")
         if self.max_length < 8:
             raise ConfigError(f"max_length must be at least 8 tokens, got {self.max_length}.")
+        check_seed("seed", self.seed)
 
     @property
     def is_embedded(self) -> bool:
@@ -210,5 +216,20 @@ class ExplainConfig:
             raise ConfigError("randomization is one of the quality metrics; set quality to true as well.")
         if not 1 <= self.n_samples <= MAX_SAMPLES:
             raise ConfigError(f"n_samples must be between 1 and {MAX_SAMPLES}, got {self.n_samples}.")
+        check_seed("sample_seed", self.sample_seed)
         # The method name is checked against the registry when explaining, so that backends
         # registered after import are accepted too.
+
+
+def check_seed(name: str, seed: int) -> None:
+    """Refuse a seed that NumPy and ``transformers.set_seed`` cannot take (negative, or above :data:`MAX_SEED`).
+
+    Args:
+        name: The setting's name, for the message.
+        seed: The seed.
+
+    Raises:
+        ConfigError: If the seed is out of range.
+    """
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{name} must be between 0 and {MAX_SEED}, got {seed}.")

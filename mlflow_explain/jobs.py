@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow_explain import artifacts, tracking
+from mlflow_explain.attribution import get_attribution_method
 from mlflow_explain.config import DataConfig, ExplainConfig, TrainConfig
 from mlflow_explain.data import TextDataset, load_dataset
+from mlflow_explain.errors import MlflowExplainError, TrackingError
 from mlflow_explain.explainer import explain_examples
 from mlflow_explain.modeling import (
     align_labels,
@@ -61,8 +63,8 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig,
     """Train (or fine-tune) the classifier, then explain a fixed sample; log all of it.
 
     The explanations are computed before anything else is logged after training, and written to
-    a local folder first, so a tracking store that fails late keeps them (the error names the
-    folder).
+    a local folder first, so a tracking store that fails late keeps them; the trained model is then
+    saved to a local folder too (the error names both folders).
 
     Args:
         data: Which data set to use.
@@ -78,8 +80,7 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig,
     Raises:
         MlflowExplainError: On bad data, models, settings or an unreachable tracking store.
     """
-    import mlflow
-
+    _check_settings(explaining)
     tracking.check_tracking_store()
     dataset = load_dataset(data)
     with _run() as run, tempfile.TemporaryDirectory(prefix="mlflow-explain-train-") as workdir:
@@ -107,21 +108,44 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig,
 
             callbacks.append(ExplainCallback(tokenizer, dataset, explaining, every=explain_every))
         result = train(model, tokenizer, dataset, training, Path(workdir) / "trainer", callbacks=callbacks)
-        metrics = {f"eval_{k}": v for k, v in result.metrics.items()}
-        metrics["train_seconds"] = result.train_seconds
-        logger.info("evaluation: accuracy %.3f, macro-F1 %.3f", metrics["eval_accuracy"], metrics["eval_macro_f1"])
-        explained = _explain(model, tokenizer, dataset, explaining, training.max_length, run)
-        with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
-            tracking.log_training_history(result.history)
-            mlflow.log_metrics(metrics)
-            card = embedded_model_card(dataset, training, result.metrics) if training.is_embedded else None
-            model_uri = tracking.log_model(model, tokenizer, model_card=card)
-            explainer_uri = _log_explainer(model, tokenizer, data, explaining, training.max_length, explained)
-        metrics |= _log_explained(explained, explaining)
-        view_url = tracking.share_explanation_view(run.info.experiment_id, _image_keys(explained))
-        return JobResult(
-            run_id=run.info.run_id, metrics=metrics, model_uri=model_uri, explainer_uri=explainer_uri, view_url=view_url
-        )
+        try:
+            return _explain_and_log_trained(model, tokenizer, result, data, training, explaining, dataset, run)
+        except TrackingError as err:  # the store went away: keep what cost the most to make
+            raise TrackingError(f"{err} The trained model is kept in {_keep_model(model, tokenizer)}.") from err
+
+
+def _explain_and_log_trained(model, tokenizer, result, data, training, explaining, dataset, run) -> JobResult:
+    """The part of ``main`` after training: explain (into a local folder first), then log everything."""
+    import mlflow
+
+    metrics = {f"eval_{k}": v for k, v in result.metrics.items()}
+    metrics["train_seconds"] = result.train_seconds
+    logger.info("evaluation: accuracy %.3f, macro-F1 %.3f", metrics["eval_accuracy"], metrics["eval_macro_f1"])
+    explained = _explain(model, tokenizer, dataset, explaining, training.max_length, run)
+    with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
+        tracking.log_training_history(result.history)
+        mlflow.log_metrics(metrics)
+        card = embedded_model_card(dataset, training, result.metrics) if training.is_embedded else None
+        model_uri = tracking.log_model(model, tokenizer, model_card=card)
+        explainer_uri = _log_explainer(model, tokenizer, data, explaining, training.max_length, explained)
+    metrics |= _log_explained(explained, explaining)
+    view_url = tracking.share_explanation_view(run.info.experiment_id, _image_keys(explained))
+    return JobResult(
+        run_id=run.info.run_id, metrics=metrics, model_uri=model_uri, explainer_uri=explainer_uri, view_url=view_url
+    )
+
+
+def _keep_model(model, tokenizer) -> Path:
+    """Save the trained classifier and tokenizer to a new local folder that outlives the job."""
+    folder = Path(tempfile.mkdtemp(prefix="mlflow-explain-model-"))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _check_settings(explaining: ExplainConfig) -> None:
+    """Refuse settings that only the registry can check (the method name) before any work starts."""
+    get_attribution_method(explaining.method)
 
 
 def run_explain(
@@ -150,6 +174,7 @@ def run_explain(
     """
     import mlflow
 
+    _check_settings(explaining)
     tracking.check_tracking_store()
     dataset = load_dataset(data)
     with _run() as run:
@@ -296,24 +321,42 @@ def _log_explained(explained: _Explained, explaining: ExplainConfig) -> dict[str
 def _run() -> Iterator:
     """Start (or resume, under ``mlflow run``) a run; end it FINISHED, or FAILED on any error.
 
-    Ending a run against a tracking store that has gone away must not hide the error that
-    stopped the job, so a failure to mark the run FAILED is only logged.
+    Tracking calls retry within :func:`~mlflow_explain.tracking.retry_budget`. Ending a run against
+    a tracking store that has gone away must not hide the error that stopped the job: the run is
+    marked FAILED with one quick try, and when that fails too the error says so (the run then shows
+    as RUNNING until someone ends it).
     """
     import mlflow
 
-    with tracking.tracking_errors("cannot start an MLflow run; check MLFLOW_TRACKING_URI"):
-        run = mlflow.start_run()
-    try:
-        yield run
-    except BaseException:
+    with tracking.retry_budget():
+        with tracking.tracking_errors("cannot start an MLflow run; check MLFLOW_TRACKING_URI"):
+            run = mlflow.start_run()
         try:
+            yield run
+        except BaseException as err:
+            unmarked = _end_failed(run)
+            if unmarked and isinstance(err, MlflowExplainError):
+                raise type(err)(f"{err} {unmarked}") from err
+            raise
+        with tracking.tracking_errors(f"could not mark run {run.info.run_id} as FINISHED"):
+            mlflow.end_run()
+
+
+def _end_failed(run) -> str | None:
+    """Mark the active run FAILED with one quick try; returns what to tell the user when that failed."""
+    import mlflow
+
+    try:
+        with tracking.retry_budget(retries=0, timeout=10, force=True):
             mlflow.end_run(status="FAILED")
-        except Exception as err:  # the store is gone: the original error matters more
-            # end_run pops the run before it calls the store, so no run is left active.
-            logger.warning("could not mark run %s as FAILED: %s", run.info.run_id, err)
-        raise
-    with tracking.tracking_errors(f"could not mark run {run.info.run_id} as FINISHED"):
-        mlflow.end_run()
+    except Exception as err:  # the store is gone: the original error matters more
+        # end_run pops the run before it calls the store, so no run is left active.
+        logger.warning("could not mark run %s as FAILED: %s", run.info.run_id, err)
+        return (
+            f"Run {run.info.run_id} could not be marked FAILED ({type(err).__name__}) and shows as RUNNING; "
+            f"end it with MlflowClient().set_terminated({run.info.run_id!r}, 'FAILED') once the store is back."
+        )
+    return None
 
 
 def _log_params(data: DataConfig, explaining: ExplainConfig, dataset: TextDataset) -> None:

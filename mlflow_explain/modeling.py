@@ -137,10 +137,12 @@ def load_pretrained(model: str, labels: Sequence[str] | None = None):
     """Load a tokenizer and sequence-classification model from a local folder or the Hub.
 
     With ``labels``, the classification head gets one output per label and the label names go
-    into the config's ``id2label`` / ``label2id`` (a head of another size is re-initialised, as
-    for fine-tuning). Without, the model is loaded as saved. A Japanese MeCab tokenizer whose config
-    names no dictionary gets IPAdic, the one it was trained with
-    (:func:`~mlflow_explain.tokenization.tokenizer_load_kwargs`).
+    into the config's ``id2label`` / ``label2id`` (a head of another size, or none, is initialised,
+    as for fine-tuning). Without, the model is loaded as saved and must have its classification head:
+    a bare encoder (``BertModel.save_pretrained``) would be explained with random weights, so it is
+    refused. A Japanese MeCab tokenizer whose config names no dictionary gets IPAdic, the one it was
+    trained with (:func:`~mlflow_explain.tokenization.tokenizer_load_kwargs`). A tokenizer without a
+    pad token (GPT-2 style) pads with its end-of-sequence token, with a warning.
 
     Args:
         model: A local folder or a Hugging Face Hub id.
@@ -150,9 +152,68 @@ def load_pretrained(model: str, labels: Sequence[str] | None = None):
         ``(model, tokenizer)``.
 
     Raises:
-        ModelError: If the model cannot be loaded.
+        ModelError: If the model cannot be loaded, has no classification head (without ``labels``)
+            or its tokenizer cannot pad.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    source, where = _model_source(model)
+    tokenizer = _load_part("tokenizer", model, source, where, lambda: _load_tokenizer(source))
+    loaded, info = _load_part("weights", model, source, where, lambda: _load_classifier(source, labels))
+    head = [key for key in info.get("missing_keys", ()) if not key.startswith(f"{loaded.base_model_prefix}.")]
+    if head and labels is None:
+        raise ModelError(
+            f"{model}: the saved model has no classification head (missing {', '.join(sorted(head))}); it is a bare "
+            "encoder, and explaining it would explain random weights. Fine-tune it first (mlflow-explain main "
+            f"--model {model}) or pass a model saved with AutoModelForSequenceClassification."
+        )
+    _ensure_pad_token(loaded, tokenizer, model)
+    return loaded, tokenizer
+
+
+def _model_source(model: str) -> tuple[str, str]:
+    """Where ``model`` points: ``(folder path, "folder")`` or ``(Hub id, "Hub id")``; a missing path is refused."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path), "folder"
+    if path.exists():
+        raise ModelError(f"{model}: is a file, not a model folder; pass the folder that holds config.json.")
+    looks_like_path = model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
+    if looks_like_path or not model.strip():
+        raise ModelError(f"{model}: no such model folder. Check the path given as the model.")
+    return model, "Hub id"
+
+
+def _load_part(part: str, model: str, source: str, where: str, load):
+    """Run a loader; turn its errors (missing files, corrupt weights, no Hub) into one :class:`ModelError`."""
+    from safetensors import SafetensorError
+
+    try:
+        return load()
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError, SafetensorError) as err:
+        if where == "folder":
+            hint = (
+                "The weights file is damaged: save or copy the model again."
+                if part == "weights" and isinstance(err, (SafetensorError, RuntimeError, EOFError))
+                else "Check that the folder holds config.json, the weights and the tokenizer files."
+            )
+        else:
+            hint = (
+                f"No folder {model!r} exists, and the Hugging Face Hub cannot be reached or has no such model: "
+                "download it and pass its folder."
+            )
+        detail = " ".join(str(err).split())[:300]
+        raise ModelError(f"cannot load the {part} of model {model!r} ({where}): {detail}. {hint}") from err
+
+
+def _load_tokenizer(source: str):
+    from transformers import AutoTokenizer
+
+    from mlflow_explain.tokenization import tokenizer_load_kwargs
+
+    return AutoTokenizer.from_pretrained(source, **tokenizer_load_kwargs(source))
+
+
+def _load_classifier(source: str, labels: Sequence[str] | None):
+    from transformers import AutoModelForSequenceClassification
 
     kwargs = {}
     if labels is not None:
@@ -162,23 +223,24 @@ def load_pretrained(model: str, labels: Sequence[str] | None = None):
             "label2id": {label: i for i, label in enumerate(labels)},
             "ignore_mismatched_sizes": True,
         }
-    from mlflow_explain.tokenization import tokenizer_load_kwargs
+    return AutoModelForSequenceClassification.from_pretrained(source, output_loading_info=True, **kwargs)
 
-    where = "folder" if Path(model).expanduser().is_dir() else "Hub id"
-    source = str(Path(model).expanduser()) if where == "folder" else model
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **tokenizer_load_kwargs(source))
-        loaded = AutoModelForSequenceClassification.from_pretrained(
-            str(Path(model).expanduser()) if where == "folder" else model, **kwargs
+
+def _ensure_pad_token(model, tokenizer, name: str) -> None:
+    """Give a tokenizer without a pad token (GPT-2 style) its end-of-sequence token for padding, or refuse."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ModelError(
+                f"{name}: the tokenizer has neither a pad token nor an end-of-sequence token, so texts of different "
+                "lengths cannot be batched. Add one (tokenizer.add_special_tokens({'pad_token': '[PAD]'}), then "
+                "model.resize_token_embeddings(len(tokenizer))) and save the model again."
+            )
+        tokenizer.pad_token = tokenizer.eos_token
+        logger.warning(
+            "%s: the tokenizer has no pad token; padding with its end-of-sequence token %r.", name, tokenizer.eos_token
         )
-    except (OSError, ValueError, KeyError) as err:
-        hint = (
-            "Check that the folder holds config.json, the weights and the tokenizer files."
-            if where == "folder"
-            else "The Hub cannot be reached or has no such model: download it and pass its folder."
-        )
-        raise ModelError(f"cannot load model {model!r} ({where}): {err}. {hint}") from err
-    return loaded, tokenizer
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
 
 
 def align_labels(model, labels: Sequence[str]) -> None:

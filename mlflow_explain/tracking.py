@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,6 +23,7 @@ from mlflow_explain.sampling import sentence_key
 
 __all__ = [
     "PIP_REQUIREMENTS",
+    "check_comparison_dir",
     "check_tracking_store",
     "is_mlflow_uri",
     "load_logged_model",
@@ -29,6 +31,7 @@ __all__ = [
     "log_model",
     "log_training_history",
     "log_written_explanations",
+    "retry_budget",
     "sentence_image_keys",
     "share_explanation_view",
     "tracking_errors",
@@ -486,6 +489,57 @@ def check_tracking_store(timeout: float = 5.0) -> None:
         ) from err
 
 
+TRACKING_RETRIES = 3
+"""Retries of a failed call to a tracking server (MLflow's default is 7, with waits that add up to minutes)."""
+
+TRACKING_BACKOFF = 1
+"""Backoff factor of those retries, in seconds: waits of about 0, 2 and 4 s."""
+
+TRACKING_TIMEOUT = 20
+"""Seconds one attempt waits for the tracking server's answer (MLflow's default is 120)."""
+
+
+@contextmanager
+def retry_budget(
+    retries: int = TRACKING_RETRIES,
+    backoff: int = TRACKING_BACKOFF,
+    timeout: int = TRACKING_TIMEOUT,
+    force: bool = False,
+) -> Iterator[None]:
+    """Bound how long MLflow's HTTP client retries inside the block; settings the user made win.
+
+    A server that refuses connections fails a call within about 10 s, one that hangs within
+    ``(retries + 1) * timeout`` plus the waits. The ``MLFLOW_HTTP_REQUEST_*`` environment variables,
+    when set, are kept (unless ``force``).
+
+    Args:
+        retries: Retries per call. Defaults to :data:`TRACKING_RETRIES`.
+        backoff: Backoff factor in seconds. Defaults to :data:`TRACKING_BACKOFF`.
+        timeout: Seconds per attempt. Defaults to :data:`TRACKING_TIMEOUT`.
+        force: Override the user's settings too (for a last quick call). Defaults to False.
+
+    Yields:
+        Nothing.
+    """
+    settings = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": retries,
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": backoff,
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": timeout,
+    }
+    saved = {name: os.environ.get(name) for name in settings}
+    for name, value in settings.items():
+        if force or saved[name] is None:
+            os.environ[name] = str(value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @contextmanager
 def tracking_errors(context: str | None = None) -> Iterator[None]:
     """Turn MLflow and HTTP failures inside the block into one clear :class:`TrackingError`.
@@ -623,6 +677,33 @@ def load_step_table(run_id: str) -> tuple[Version, pd.DataFrame, dict[int, dict[
             for point in client.get_metric_history(run_id, name):
                 step_metrics.setdefault(int(point.step), {})[name.removeprefix("probe_")] = float(point.value)
     return version, table, step_metrics
+
+
+def check_comparison_dir(folder: str | Path, overwrite: bool = False) -> None:
+    """Refuse a ``compare --output-dir`` that would overwrite files unasked, before any work.
+
+    A new folder, or one that holds none of :data:`~mlflow_explain.artifacts.COMPARISON_FILES`, is
+    fine (other files in it are left alone). With ``overwrite`` those files are replaced; nothing
+    else in the folder is ever touched.
+
+    Args:
+        folder: The folder.
+        overwrite: Replace an earlier comparison's files.
+
+    Raises:
+        ConfigError: If ``folder`` is a file, or holds comparison files and ``overwrite`` is off.
+    """
+    from mlflow_explain.errors import ConfigError
+
+    path = Path(folder).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--output-dir {folder} is a file, not a folder; give a new or existing folder.")
+    clashing = [name for name in artifacts.COMPARISON_FILES if (path / name).exists()]
+    if clashing and not overwrite:
+        raise ConfigError(
+            f"--output-dir {folder} already holds {', '.join(clashing)} from an earlier comparison; give another "
+            "folder, or --overwrite to replace those files (nothing else in the folder is touched)."
+        )
 
 
 def write_comparison(comparison: Comparison, folder: str | Path, *, n_sentences: int = 3) -> dict[str, Path]:

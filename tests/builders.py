@@ -169,3 +169,42 @@ def save_tiny_v1_japanese_model(folder: Path, texts: list[str], labels: list[str
     )
     model.save_pretrained(folder)
     return folder
+
+
+def save_tiny_gpt2_model(folder: Path, labels: list[str] | None = None, *, pad_token: bool = False) -> Path:
+    """Save a tiny untrained GPT-2 classifier whose word-level tokenizer has an end-of-sequence token and no pad token.
+
+    Args:
+        folder: Destination.
+        labels: Class names; defaults to the keyword labels.
+        pad_token: Also give the tokenizer a pad token.
+    """
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2ForSequenceClassification, PreTrainedTokenizerFast
+
+    labels = labels or sorted(KEYWORDS)
+    folder.mkdir(parents=True, exist_ok=True)
+    words = ["<unk>", "<eos>", *(["<pad>"] if pad_token else []), *english_vocab()[5:]]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    extra = {"pad_token": "<pad>"} if pad_token else {}
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<unk>", eos_token="<eos>", model_max_length=32, **extra
+    )
+    config = GPT2Config(
+        vocab_size=len(words),
+        n_positions=32,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={x: i for i, x in enumerate(labels)},
+        eos_token_id=1,
+        bos_token_id=1,
+    )
+    torch.manual_seed(0)
+    GPT2ForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

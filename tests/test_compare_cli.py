@@ -201,3 +201,28 @@ def test_compare_steps_of_one_callback_run(tracking, tmp_path, layout):
     previous = MlflowClient().get_metric_history(comparison.info.run_id, "spearman_mean_vs_previous")
     assert [(m.step, round(m.value, 6)) for m in previous] == [(30, -0.8)]
     assert artifact_paths(comparison.info.run_id) >= COMPARISON_FILES
+
+
+def test_output_dir_never_overwrites_unasked_and_never_touches_other_files(tracking, tmp_path):
+    first = log_run([0.1, 0.2, 0.3, 0.4])
+    second = log_run([0.4, 0.3, 0.2, 0.1])
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["compare", first, second, "--output-dir", str(a_file)])
+    assert result.exit_code == 1 and a_file.read_text("utf-8") == "mine"
+    assert result.output == f"Error: --output-dir {a_file} is a file, not a folder; give a new or existing folder.\n"
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine", encoding="utf-8")
+    assert invoke("compare", first, second, "--output-dir", str(out)).exit_code == 0  # no clash: written next to it
+    page = out / artifacts.COMPARISON_HTML
+    page.write_text("edited by hand", encoding="utf-8")
+    n_runs = len(runs())
+    result = CliRunner().invoke(cli, ["compare", first, second, "--output-dir", str(out)])
+    assert result.exit_code == 1 and len(runs()) == n_runs  # refused before any work: no comparison run
+    assert result.output.startswith(f"Error: --output-dir {out} already holds comparison.html, ")
+    assert result.output.count("\n") == 1 and page.read_text("utf-8") == "edited by hand"
+
+    assert invoke("compare", first, second, "--output-dir", str(out), "--overwrite").exit_code == 0
+    assert page.read_text("utf-8").startswith("<!DOCTYPE html>") and (out / "keep.txt").read_text("utf-8") == "mine"

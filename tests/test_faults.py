@@ -6,6 +6,7 @@ import errno
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import mlflow
@@ -15,9 +16,10 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 from mlflow_server import free_port, start_mlflow_server
 
-from mlflow_explain import artifacts, jobs
+from mlflow_explain import artifacts, jobs, tracking
 from mlflow_explain.cli import cli
 from mlflow_explain.explanation import Explanation, LabelAttribution, TokenScore
+from mlflow_explain.modeling import load_pretrained
 from mlflow_explain.tracking import write_explanations
 
 FAST = ["--n-explain", "3", "--n-steps", "4"]
@@ -82,12 +84,14 @@ def test_server_stopped_mid_run_fails_the_job_and_keeps_the_explanations(tmp_pat
     assert "Traceback" not in output
     match = re.fullmatch(
         rf"Error: the MLflow tracking store at {re.escape(server.url)} failed \((MlflowException: .+)\)\. "
-        r"The explanations are kept in (/\S+)\.",
+        r"The explanations are kept in (/\S+)\. The trained model is kept in (/\S+)\. "
+        r"Run \w+ could not be marked FAILED \(\w+\) and shows as RUNNING; .+",
         output.splitlines()[-1],
     )
     assert match, output
     assert "Connection refused" in match[1]
     kept = Path(match[2])
+    shutil.rmtree(match[3], ignore_errors=True)
     try:
         assert sorted(p.name for p in kept.iterdir() if p.is_file()) == sorted(
             [
@@ -114,6 +118,78 @@ def test_server_stopped_mid_run_fails_the_job_and_keeps_the_explanations(tmp_pat
         [MlflowClient(server.backend_store_uri).get_experiment_by_name("faults").experiment_id]
     )
     assert run.info.status == "RUNNING" and run.data.params["n_explain"] == "3"
+
+
+KILLED = {
+    "training": (jobs, "train", "after"),
+    "explaining": (jobs, "explain_examples", "after"),
+    "logging": (
+        tracking,
+        "log_model",
+        "before",
+    ),
+}
+"""Where the server is killed: (module, function, before or after the real call)."""
+
+BUDGET_SECONDS = 60
+"""How soon after the server dies the job must have failed: our retry budget is about 10 s per call."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", list(KILLED))
+def test_a_server_killed_in_each_phase_fails_the_job_soon_and_keeps_model_and_explanations(
+    phase, tmp_path, monkeypatch
+):
+    for name in (
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    ):
+        monkeypatch.delenv(name, raising=False)  # the job's own retry budget applies
+    data = write_csv(tmp_path / "news.csv", english_rows())
+    module, name, when = KILLED[phase]
+    real, killed_at = getattr(module, name), []
+    try:
+        with start_mlflow_server(tmp_path / "server") as server:
+            use_tracking_uri(monkeypatch, server.url)
+            mlflow.set_experiment("faults")
+
+            def kill_the_server(*args, **kwargs):
+                if when == "before":
+                    server.stop(), killed_at.append(time.monotonic())
+                out = real(*args, **kwargs)
+                if when == "after":
+                    server.stop(), killed_at.append(time.monotonic())
+                return out
+
+            monkeypatch.setattr(module, name, kill_the_server)
+            result = CliRunner().invoke(cli, ["main", "--data", str(data), "--epochs", "1", *FAST])
+            seconds = time.monotonic() - killed_at[0]
+    finally:
+        while mlflow.active_run():
+            mlflow.end_run()
+        mlflow.set_tracking_uri(None)
+
+    assert (result.exit_code == 1 and result.exception is None) or isinstance(result.exception, SystemExit)
+    assert seconds < BUDGET_SECONDS, f"the job took {seconds:.0f} s to fail after the server died"
+    (line,) = result.output.strip().splitlines()[-1:]
+    assert (
+        line.startswith(f"Error: the MLflow tracking store at {server.url} failed (")
+        and "Traceback" not in result.output
+    )
+    model_folder = re.search(r"The trained model is kept in (/\S+)\.", line)[1]
+    explanations = re.search(r"The explanations are kept in (/\S+)\.", line)[1]
+    assert re.search(r"Run \w+ could not be marked FAILED \(\w+\) and shows as RUNNING", line)
+    try:
+        model, _ = load_pretrained(model_folder)
+        assert sorted(model.config.label2id) == sorted({r["label"] for r in english_rows()})
+        assert (Path(explanations) / artifacts.HTML_FILE).read_text("utf-8").rstrip().endswith("</html>")
+    finally:
+        shutil.rmtree(model_folder, ignore_errors=True)
+        shutil.rmtree(explanations, ignore_errors=True)
+    client = MlflowClient(server.backend_store_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("faults").experiment_id])
+    assert run.info.status == "RUNNING"  # as the message says; it could not be marked
 
 
 # --- all-or-nothing files ---------------------------------------------------------------------------

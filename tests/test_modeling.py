@@ -39,6 +39,67 @@ def test_missing_folder_and_unknown_hub_id_give_model_errors(tmp_path):
         load_pretrained("no-such-org/no-such-model-for-tests")
 
 
+@pytest.mark.parametrize("path", ["./no/such/model", "/no/such/model", "~/no-such-model", "a/b/c"])
+def test_a_missing_model_folder_is_reported_as_a_folder_not_a_hub_id(path):
+    with pytest.raises(ModelError) as caught:
+        load_pretrained(path)
+    assert str(caught.value) == f"{path}: no such model folder. Check the path given as the model."
+
+
+def test_a_file_given_as_the_model_is_refused(model_dir):
+    with pytest.raises(ModelError, match=r"model.safetensors: is a file, not a model folder"):
+        load_pretrained(str(model_dir / "model.safetensors"))
+
+
+def test_a_bare_encoder_is_refused_for_explaining_and_fine_tuned_with_labels(tmp_path, model_dir):
+    from transformers import AutoTokenizer, BertModel
+
+    bare = tmp_path / "bare"
+    BertModel.from_pretrained(str(model_dir)).save_pretrained(bare)
+    AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(bare)
+    with pytest.raises(ModelError, match=r"no classification head \(missing classifier.bias, classifier.weight\)"):
+        load_pretrained(str(bare))
+    model, _ = load_pretrained(str(bare), LABELS)  # fine-tuning initialises the head
+    assert model.classifier.out_features == len(LABELS)
+
+
+def test_corrupt_weights_are_one_model_error(tmp_path, model_dir):
+    import shutil
+
+    corrupt = shutil.copytree(model_dir, tmp_path / "corrupt")
+    weights = corrupt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ModelError) as caught:
+        load_pretrained(str(corrupt))
+    assert str(caught.value).startswith(f"cannot load the weights of model {str(corrupt)!r} (folder): ")
+    assert str(caught.value).endswith("The weights file is damaged: save or copy the model again.")
+
+
+def test_a_tokenizer_without_pad_token_pads_with_its_eos_token(tmp_path, caplog):
+    from builders import save_tiny_gpt2_model
+
+    model, tokenizer = load_pretrained(str(save_tiny_gpt2_model(tmp_path / "gpt2")))
+    assert tokenizer.pad_token == tokenizer.eos_token == "<eos>"
+    assert model.config.pad_token_id == tokenizer.pad_token_id
+    assert "padding with its end-of-sequence token '<eos>'" in caplog.text
+    encoded = encode_texts(tokenizer, ["rocket launch", "the big rocket launch today"], 32)
+    probs = predict_proba(model, tokenizer, encoded)
+    alone = predict_proba(model, tokenizer, encoded[:1])
+    np.testing.assert_allclose(probs[0], alone[0], atol=1e-6)  # padding does not change the short text's answer
+
+
+def test_a_tokenizer_that_cannot_pad_is_refused(tmp_path):
+    from builders import save_tiny_gpt2_model
+    from transformers import AutoTokenizer
+
+    folder = save_tiny_gpt2_model(tmp_path / "gpt2")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    tokenizer.eos_token = None
+    tokenizer.save_pretrained(folder)
+    with pytest.raises(ModelError, match="neither a pad token nor an end-of-sequence token"):
+        load_pretrained(str(folder))
+
+
 def test_align_labels_names_generic_classes(tmp_path):
     model, _ = load_pretrained(str(save_tiny_english_model(tmp_path / "m", id2label=False)))
     assert model.config.id2label[0] == "LABEL_0"
