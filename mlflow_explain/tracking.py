@@ -86,14 +86,14 @@ def write_explanations(
     import pandas as pd
 
     from mlflow_explain.quality import QUALITY_COLUMNS, quality_records
-    from mlflow_explain.render import attribution_table, render_html, sample_strips, sentence_table
+    from mlflow_explain.render import attribution_table, render_html, sample_strips, sentence_table, spreadsheet_safe
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     table = attribution_table(explanations)
     written = {
         artifacts.TABLE_FILE: _atomic_write(folder / artifacts.TABLE_FILE, _table_json(table)),
-        artifacts.TABLE_CSV: _atomic_write(folder / artifacts.TABLE_CSV, table.to_csv(index=False)),
+        artifacts.TABLE_CSV: _atomic_write(folder / artifacts.TABLE_CSV, spreadsheet_safe(table).to_csv(index=False)),
         artifacts.SENTENCES_FILE: _atomic_write(
             folder / artifacts.SENTENCES_FILE, _table_json(sentence_table(explanations, quality))
         ),

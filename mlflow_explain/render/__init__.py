@@ -9,7 +9,7 @@ from mlflow_explain.render.compare import attribution_difference_figure, render_
 from mlflow_explain.render.html import render_html, score_to_color
 from mlflow_explain.render.plot import token_importance_figure, top_tokens_figure
 from mlflow_explain.render.strip import sample_strips, token_strip
-from mlflow_explain.render.table import attribution_table, sentence_table, top_words
+from mlflow_explain.render.table import attribution_table, sentence_table, spreadsheet_safe, top_words
 
 __all__ = [
     "attribution_difference_figure",
@@ -19,6 +19,7 @@ __all__ = [
     "sample_strips",
     "score_to_color",
     "sentence_table",
+    "spreadsheet_safe",
     "token_importance_figure",
     "token_strip",
     "top_tokens_figure",

@@ -10,7 +10,15 @@ import pandas as pd
 from mlflow_explain.explanation import TABLE_COLUMNS, Explanation, to_records
 from mlflow_explain.sampling import sentence_key
 
-__all__ = ["QUALITY_FIGURES", "SENTENCE_COLUMNS", "attribution_table", "sentence_table", "top_words"]
+__all__ = [
+    "FORMULA_STARTS",
+    "QUALITY_FIGURES",
+    "SENTENCE_COLUMNS",
+    "attribution_table",
+    "sentence_table",
+    "spreadsheet_safe",
+    "top_words",
+]
 
 # Strings are kept as ``object`` so that a missing label stays ``None`` under pandas 2 and 3 alike.
 _TABLE_DTYPES: dict[str, object] = {
@@ -142,6 +150,38 @@ def sentence_table(explanations: Sequence[Explanation], quality: Sequence | None
             }
         )
     return _frame(records, SENTENCE_COLUMNS, _SENTENCE_DTYPES)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a CSV cell as a formula (OWASP's CSV injection list)."""
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text cells cannot run as spreadsheet formulas, for CSV files.
+
+    A text cell that starts with one of :data:`FORMULA_STARTS` (``=HYPERLINK(...)`` typed into a
+    headline, a ``-`` token) gets a leading ``'``, which spreadsheets show as text and do not evaluate.
+    Numbers are left as they are; the JSON tables keep every text exactly.
+
+    Args:
+        frame: A table to write as CSV.
+
+    Returns:
+        The neutralised copy.
+
+    Example:
+        >>> spreadsheet_safe(pd.DataFrame({"token": ["=1+1", "ok"], "score": [-0.5, 0.5]})).to_dict("list")
+        {'token': ["'=1+1", 'ok'], 'score': [-0.5, 0.5]}
+    """
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(_neutralise)
+    return out
+
+
+def _neutralise(value: object) -> object:
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
 def top_words(explanation: Explanation, n: int = TOP_WORDS) -> str:

@@ -147,3 +147,44 @@ def test_sentence_table_empty():
     assert table.empty
     assert tuple(table.columns) == SENTENCE_COLUMNS
     assert isinstance(table, pd.DataFrame)
+
+
+def test_spreadsheet_safe_neutralises_formula_cells_and_keeps_numbers():
+    import csv
+    import io
+
+    from mlflow_explain.render.table import spreadsheet_safe
+
+    frame = pd.DataFrame(
+        {
+            "text": ['=HYPERLINK("http://x","y")', "+1 bought", "plain", "@SUM(A1)", "\tx", "a=b"],
+            "score": [-0.25, 0.5, -1.0, 0.0, 1.0, 2.0],
+            "flag": [True, False, True, False, True, False],
+        }
+    )
+    safe = spreadsheet_safe(frame)
+    assert list(safe.text) == ["'=HYPERLINK(\"http://x\",\"y\")", "'+1 bought", "plain", "'@SUM(A1)", "'\tx", "a=b"]
+    assert list(safe.score) == list(frame.score) and safe.flag.dtype == bool
+    assert list(frame.text)[0].startswith("=")  # the input is not changed
+    cells = [row[0] for row in csv.reader(io.StringIO(safe.to_csv(index=False)))][1:]
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t")) for cell in cells)
+
+
+def test_the_logged_csv_is_spreadsheet_safe_while_the_json_table_is_exact(tmp_path):
+    import json
+
+    from mlflow_explain import artifacts
+    from mlflow_explain.explanation import Explanation, LabelAttribution, TokenScore
+    from mlflow_explain.tracking import write_explanations
+
+    text = "=cmd|' /C calc'!A0 -2"
+    pieces = ["[CLS]", "=cmd|'", "-2", "[SEP]"]
+    tokens = tuple(TokenScore(p, t, -0.1 * p, p - 1, t.startswith("[")) for p, t in enumerate(pieces))
+    explanation = Explanation(0, text, "=a", "=a", 0.9, (LabelAttribution("=a", 0.9, tokens),), n_tokens=4)
+    written = write_explanations([explanation], tmp_path)
+    csv_table = pd.read_csv(written[artifacts.TABLE_CSV], dtype=str, keep_default_na=False)
+    assert set(csv_table.text) == {"'" + text} and set(csv_table.true_label) == {"'=a"}
+    assert list(csv_table.token) == ["[CLS]", "'=cmd|'", "'-2", "[SEP]"]
+    assert csv_table.attribution.astype(float).min() < 0  # numbers stay numbers
+    exact = json.loads(written[artifacts.TABLE_FILE].read_text("utf-8"))
+    assert {row[exact["columns"].index("text")] for row in exact["data"]} == {text}
