@@ -201,12 +201,15 @@ class ExplainCallback(TrainerCallback):
         self._explanations += 1
         images = bool(self.images_every) and (self._explanations - 1) % self.images_every == 0
         try:
+            from mlflow_explain.tracking import retry_budget
+
             started = time.perf_counter()
-            self._log_step(explanations, step, epoch, seconds, qualities)
-            if images:
-                self._log_images(step, explanations)
-            # What logging this step cost (files, metrics, images): flat over the steps by design.
-            self._client().log_metric(self.run_id, "probe_log_seconds", time.perf_counter() - started, step=step)
+            with retry_budget():  # a dead server costs seconds per step, not minutes
+                self._log_step(explanations, step, epoch, seconds, qualities)
+                if images:
+                    self._log_images(step, explanations)
+                # What logging this step cost (files, metrics, images): flat over the steps by design.
+                self._client().log_metric(self.run_id, "probe_log_seconds", time.perf_counter() - started, step=step)
         except Exception as err:  # tracking store down, ...: keep the explanations locally
             folder = self._keep_locally(args, explanations, f"step-{step:06d}")
             self._warn(f"could not log the explanations of step {step}; they are kept in {folder}", err)

@@ -52,6 +52,9 @@ def _optional_int(value: str | int | None) -> int | None:
     return None if value in (None, "", 0, "0", "none", "None") else int(value)
 
 
+_ENCODING_HELP = "Encoding of the input files: auto (UTF-8 with or without BOM, CP932, EUC-JP) or a Python codec."
+
+
 def data_options(func):
     """Options shared by the commands that read a data set."""
     options = [
@@ -78,6 +81,7 @@ def data_options(func):
             type=click.Choice(["title", "body"]),
             help="Livedoor-layout folders: explain the title or the body.",
         ),
+        click.option("--encoding", default="auto", show_default=True, help=_ENCODING_HELP),
     ]
     for option in reversed(options):
         func = option(func)
@@ -376,6 +380,7 @@ def compare(run_ids: tuple[str, ...], steps: str, force: bool, top_k: int, outpu
     type=click.Choice(["auto", "csv", "tsv", "parquet", "json"]),
     help="Input format; auto reads the suffix (.jsonl and .json are JSON Lines).",
 )
+@click.option("--encoding", default="auto", show_default=True, help=_ENCODING_HELP)
 @click.option("--method", default="", help="Attribution method (default: the explainer's, lig).")
 @click.option("--n-steps", default=0, type=click.IntRange(min=0), help="Integration steps (default: the explainer's).")
 @click.option("--target", default="", help="all, predicted, true, predicted+true or a label name (default: predicted).")
@@ -409,6 +414,7 @@ def explain_file(**options) -> None:
             params={name: options[name] for name in ("method", "n_steps", "target", "level") if options[name]},
             partitions=options["partitions"],
             overwrite=options["overwrite"],
+            encoding=options["encoding"],
         )
         return run_explain_file(file_job, master=options["master"] or None, conf=options["conf"])
 
@@ -434,6 +440,7 @@ def _data_config(options: dict) -> DataConfig:
         eval_fraction=options["eval_fraction"],
         text_field=options["text_field"],
         sample_seed=options["sample_seed"],
+        encoding=options["encoding"],
     )
 
 

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlflow_explain.encoding import AUTO, check_encoding
 from mlflow_explain.errors import ConfigError
 
 __all__ = [
     "DEFAULT_MODEL",
     "EMBEDDED_DATA",
     "INTEGRATION_METHODS",
+    "MAX_EXPLAIN",
     "MAX_SAMPLES",
     "MAX_SEED",
     "MAX_STEPS",
+    "MAX_TEXT_CHARACTERS",
     "TARGETS",
     "DataConfig",
     "ExplainConfig",
@@ -37,6 +40,16 @@ TEXT_FIELDS = ("title", "body")
 MAX_STEPS = 4096
 """Most integration steps (``n_steps``, ``max_steps``): the nodes cost O(n) memory and O(n^2) time, and a
 pass explains ``n`` interpolated copies of each sentence."""
+
+MAX_TEXT_CHARACTERS = 100_000
+"""Most characters in one text. A text longer than the model's input is truncated to ``max_length``
+tokens, but it is tokenized in full first (to count its tokens), in one step that the time budget
+cannot interrupt: up to 8 s for 100,000 characters that the Japanese tokenizer cuts into one piece
+each (``"x" * 100_000``), and MeCab crashes the process on some texts of 200,000 characters."""
+
+MAX_EXPLAIN = 1000
+"""Most sentences a job explains (each is a table section, an HTML row and an image series in the run);
+a whole data set goes through ``explain-file``."""
 
 MAX_SEED = 2**32 - 1
 """Largest seed (NumPy's and ``transformers.set_seed``'s bound); seeds are 0 to MAX_SEED."""
@@ -65,6 +78,10 @@ class DataConfig:
         sample_seed: Seed of the stratified train / evaluation split when the data has none. It is
             separate from the training seed (:attr:`TrainConfig.seed`), so runs that train with other
             seeds evaluate and explain the same sentences. Defaults to 42.
+        encoding: Encoding of the data files (``data``, ``eval_data``, livedoor articles): ``auto``
+            detects UTF-8 (with or without a byte order mark), CP932 or EUC-JP in each file, or a Python
+            codec name (``utf-8``, ``cp932``, ``shift_jis``, ``euc-jp``, ...) is used as given. See
+            :mod:`mlflow_explain.encoding`. Defaults to ``"auto"``.
     """
 
     data: str = EMBEDDED_DATA
@@ -74,6 +91,7 @@ class DataConfig:
     eval_fraction: float = 0.2
     text_field: str = "title"
     sample_seed: int = 42
+    encoding: str = AUTO
 
     def __post_init__(self) -> None:
         if not str(self.data).strip():
@@ -82,6 +100,7 @@ class DataConfig:
             raise ConfigError(f"eval_fraction must be between 0 and 1 (exclusive), got {self.eval_fraction}.")
         if self.text_field not in TEXT_FIELDS:
             raise ConfigError(f"text_field must be one of {', '.join(TEXT_FIELDS)}; got {self.text_field!r}.")
+        check_encoding(self.encoding)
 
 
 @dataclass(frozen=True)
@@ -148,8 +167,8 @@ class ExplainConfig:
         target: Labels to attribute: ``"all"``, ``"predicted"``, ``"true"`` or ``"predicted+true"``.
             Defaults to ``"all"``.
         internal_batch_size: Largest number of interpolated inputs run through the model at once.
-            ``None`` lets the native methods bound each pass to 1024 padded tokens on CPU (8192 on
-            GPU) and ``interpret-lig`` run all steps of a sentence at once. Defaults to None.
+            ``None`` bounds each pass to 1024 padded tokens on CPU (8192 on GPU), for the native
+            methods and ``interpret-lig`` alike. Defaults to None.
         sample_seed: Seed of the deterministic sample of sentences, separate from the training seed
             so that runs with other training seeds, models or methods explain the same sentences.
             Defaults to 42.
@@ -195,8 +214,11 @@ class ExplainConfig:
             )
         if not 1 <= self.max_steps <= MAX_STEPS:
             raise ConfigError(f"max_steps must be between 1 and {MAX_STEPS} integration steps, got {self.max_steps}.")
-        if self.n_explain < 1:
-            raise ConfigError(f"n_explain must be at least 1, got {self.n_explain}.")
+        if not 1 <= self.n_explain <= MAX_EXPLAIN:
+            raise ConfigError(
+                f"n_explain must be between 1 and {MAX_EXPLAIN} sentences, got {self.n_explain}; explain a whole "
+                "data set with explain-file (Spark) instead."
+            )
         if not 1 <= self.n_steps <= MAX_STEPS:
             raise ConfigError(
                 f"n_steps must be between 1 and {MAX_STEPS} integration steps, got {self.n_steps}; 50 is a good "

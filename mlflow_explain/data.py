@@ -8,6 +8,9 @@ Supported sources (see :func:`load_dataset`):
 * a folder written by ``datasets.Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``;
 * a Hugging Face Hub data set name.
 
+Files are decoded with ``DataConfig.encoding``: ``auto`` detects UTF-8 (with or without a byte order mark),
+CP932 and EUC-JP in each file (see :mod:`mlflow_explain.encoding`).
+
 Rows whose text is empty or missing are skipped with a warning that gives their count; every
 other problem raises :class:`~mlflow_explain.errors.DataError` naming the source and what to do.
 """
@@ -25,7 +28,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from mlflow_explain.config import EMBEDDED_DATA, DataConfig
+from mlflow_explain.config import EMBEDDED_DATA, MAX_TEXT_CHARACTERS, DataConfig
+from mlflow_explain.encoding import AUTO, decode
 from mlflow_explain.errors import DataError
 
 __all__ = ["Example", "TextDataset", "load_dataset", "stratified_split"]
@@ -63,12 +67,16 @@ class TextDataset:
         eval: Evaluation examples.
         labels: Label names, sorted; their position is the model's class index.
         source: Where the data came from, for messages and run parameters.
+        encoding: The encoding its files were read with (``utf-8``, ``cp932``, ...; comma-separated when
+            files differ). Data sets that are not text files (embedded, Hugging Face) are ``utf-8``.
+            Defaults to ``"utf-8"``.
     """
 
     train: tuple[Example, ...]
     eval: tuple[Example, ...]
     labels: tuple[str, ...]
     source: str
+    encoding: str = "utf-8"
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -99,21 +107,24 @@ def load_dataset(config: DataConfig) -> TextDataset:
         9
     """
     source = str(config.data)
-    cleaned = _clean(_read_source(source, config), source)
+    rows, encoding = _read_source(source, config)
+    cleaned = _clean(rows, source)
     if config.eval_data:
         eval_path = Path(config.eval_data).expanduser()
         if not eval_path.is_file():
             raise DataError(f"{config.eval_data}: no such file. Check the path given as `eval_data`.")
         train = [example for _, example, _ in cleaned]
-        evaluation = [example for _, example, _ in _clean(_read_table(eval_path, config), config.eval_data)]
-        return _validate(train, evaluation, source, eval_source=config.eval_data)
+        eval_rows, eval_encoding = _read_table(eval_path, config)
+        evaluation = [example for _, example, _ in _clean(eval_rows, config.eval_data)]
+        encoding = _encoding_used([encoding, eval_encoding])
+        return _validate(train, evaluation, source, encoding, eval_source=config.eval_data)
     if any(_has_split(split) for _, _, split in cleaned):
         train, evaluation = _split_by_column(cleaned, source)
     else:
         train, evaluation = stratified_split(
             [example for _, example, _ in cleaned], config.eval_fraction, config.sample_seed
         )
-    return _validate(train, evaluation, source)
+    return _validate(train, evaluation, source, encoding)
 
 
 def stratified_split(
@@ -154,11 +165,12 @@ def stratified_split(
 
 
 # --- sources: each returns rows {"text", "label", "split"} ------------------------------------
+# Readers of files also return the encoding used: None when every file was ASCII read with `auto`.
 
 
-def _read_source(source: str, config: DataConfig) -> list[dict]:
+def _read_source(source: str, config: DataConfig) -> tuple[list[dict], str | None]:
     if source == EMBEDDED_DATA:
-        return _read_embedded()
+        return _read_embedded(), "utf-8"
     path = Path(source).expanduser()
     if path.is_file():
         return _read_table(path, config)
@@ -166,7 +178,7 @@ def _read_source(source: str, config: DataConfig) -> list[dict]:
         return _read_folder(path, config)
     if _looks_like_path(source):
         raise DataError(f"{source}: no such file or folder. Check the path given as `data`.")
-    return _read_hub(source, config)
+    return _read_hub(source, config), "utf-8"
 
 
 def _read_embedded() -> list[dict]:
@@ -174,7 +186,7 @@ def _read_embedded() -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _read_table(path: Path, config: DataConfig) -> list[dict]:
+def _read_table(path: Path, config: DataConfig) -> tuple[list[dict], str | None]:
     """Read a CSV / TSV / JSONL / JSON file into rows with ``text``, ``label`` and ``split``."""
     suffix = path.suffix.lower()
     if suffix not in TABULAR_SUFFIXES:
@@ -182,28 +194,29 @@ def _read_table(path: Path, config: DataConfig) -> list[dict]:
             f"{path}: unsupported file type {suffix or '(none)'}; use one of "
             f"{', '.join(sorted(TABULAR_SUFFIXES))}, a livedoor-layout folder or a save_to_disk folder."
         )
-    text = _read_utf8(path)
+    text, encoding = _read_text(path, config.encoding)
     if not text.strip():
         raise DataError(f"{path}: the file is empty.")
     if suffix in (".jsonl", ".json"):
         columns = _json_columns(path, text, lines=suffix == ".jsonl")
     else:
         columns = _delimited_columns(path, text, TABULAR_SUFFIXES[suffix])
-    return _columns_to_rows(columns, config, str(path))
+    return _columns_to_rows(columns, config, str(path)), encoding
 
 
-def _read_utf8(path: Path) -> str:
+def _read_text(path: Path, encoding: str) -> tuple[str, str | None]:
+    """The text of a file and the encoding used; None for ASCII read with ``auto`` (any encoding reads it alike)."""
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise DataError(f"{path}: cannot read the file ({err.strerror or err}).") from err
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError(
-            f"{path}: bytes at offset {err.start} are not valid UTF-8 ({err.reason}). "
-            "Save the file as UTF-8 (for example with `iconv -f SHIFT_JIS -t UTF-8`)."
-        ) from err
+    text, used = decode(raw, encoding, source=str(path))
+    return text, None if encoding == AUTO and raw.isascii() else used
+
+
+def _encoding_used(encodings: Iterable[str | None]) -> str | None:
+    """The encodings used by the files of a data set, comma-separated in order of first use."""
+    return ",".join(dict.fromkeys(e for e in encodings if e)) or None
 
 
 def _delimited_columns(path: Path, text: str, sep: str) -> dict[str, list]:
@@ -259,31 +272,59 @@ def _columns_to_rows(columns: dict[str, list], config: DataConfig, source: str) 
     return [{"text": t, "label": lab, "split": s} for t, lab, s in zip(texts, labels, splits, strict=True)]
 
 
-def _read_folder(path: Path, config: DataConfig) -> list[dict]:
+def _read_folder(path: Path, config: DataConfig) -> tuple[list[dict], str | None]:
     if (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
-        return _read_saved_dataset(path, config)
+        return _read_saved_dataset(path, config), "utf-8"
     root = path / "text" if (path / "text").is_dir() else path
-    categories = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    categories = sorted(p for p in _listing(root, "folder") if p.is_dir() and not p.name.startswith("."))
     if not categories:
         raise DataError(
             f"{path}: not a data set folder. Expected the livedoor layout text/<category>/<category>-<id>.txt "
             "or a folder written by datasets' save_to_disk."
         )
-    rows = [
-        {"text": _livedoor_text(file, config.text_field), "label": category.name, "split": None}
-        for category in categories
-        for file in sorted(category.glob("*.txt"))
-        if file.name not in LIVEDOOR_SKIPPED
+    files = {category: _livedoor_files(category) for category in categories}
+    empty = [category.name for category, found in files.items() if not found]
+    if empty and len(empty) < len(categories):
+        logger.warning("%s: the folder(s) %s hold no .txt articles; no label is made of them.", path, ", ".join(empty))
+    articles = [
+        (category.name, _read_text(file, config.encoding)) for category, found in files.items() for file in found
     ]
-    if not rows:
+    if not articles:
         raise DataError(
             f"{path}: the category folders ({', '.join(c.name for c in categories)}) hold no .txt articles."
         )
-    return rows
+    rows = [
+        {"text": _livedoor_text(text, config.text_field), "label": label, "split": None}
+        for label, (text, _) in articles
+    ]
+    return rows, _encoding_used(encoding for _, (_, encoding) in articles)
 
 
-def _livedoor_text(file: Path, field: str) -> str:
-    lines = _read_utf8(file).splitlines()
+def _listing(folder: Path, kind: str) -> list[Path]:
+    """The entries of a data folder; an unreadable one stops the job (a silently missing category is a lost label)."""
+    try:
+        return list(folder.iterdir())
+    except OSError as err:
+        reason = err.strerror or str(err)
+        if kind == "category folder":
+            raise DataError(
+                f"{folder}: cannot read the category folder ({reason}); fix its permissions or move it out of the "
+                "data folder, so that no label is dropped silently."
+            ) from err
+        raise DataError(f"{folder}: cannot read the {kind} ({reason}); check its permissions.") from err
+
+
+def _livedoor_files(category: Path) -> list[Path]:
+    """A category's articles: its ``.txt`` files, less the corpus' licence and readme files."""
+    return sorted(
+        file
+        for file in _listing(category, "category folder")
+        if file.suffix == ".txt" and file.name not in LIVEDOOR_SKIPPED and not file.is_dir()
+    )
+
+
+def _livedoor_text(article: str, field: str) -> str:
+    lines = article.splitlines()
     # Line 1 is the URL, line 2 the date, line 3 the title and the rest the body.
     if field == "title":
         return lines[2].strip() if len(lines) > 2 else ""
@@ -372,6 +413,11 @@ def _clean(rows: Sequence[dict], source: str) -> list[tuple[int, Example, object
             )
         if _is_missing(label) or not str(label).strip():
             raise DataError(f"{source}: row {number} has text but no label. Fill in the label or drop the row.")
+        if len(text) > MAX_TEXT_CHARACTERS:
+            raise DataError(
+                f"{source}: row {number} holds a text of {len(text)} characters, more than the {MAX_TEXT_CHARACTERS} "
+                "a text may have (the model reads only its first max_length tokens); shorten it or split it into rows."
+            )
         out.append((number, Example(text=text, label=str(label).strip()), row.get("split")))
     if skipped:
         logger.warning("%s: skipped %d row(s) with empty or missing text.", source, skipped)
@@ -405,7 +451,11 @@ def _split_by_column(
 
 
 def _validate(
-    train: Sequence[Example], evaluation: Sequence[Example], source: str, eval_source: str | None = None
+    train: Sequence[Example],
+    evaluation: Sequence[Example],
+    source: str,
+    encoding: str | None,
+    eval_source: str | None = None,
 ) -> TextDataset:
     eval_source = eval_source or source
     if not train:
@@ -425,7 +475,13 @@ def _validate(
             f"{eval_source}: evaluation labels never seen in training: {', '.join(map(repr, unseen))}. "
             "Add training examples for them or remove them from the evaluation split."
         )
-    return TextDataset(train=tuple(train), eval=tuple(evaluation), labels=tuple(sorted(counts)), source=source)
+    return TextDataset(
+        train=tuple(train),
+        eval=tuple(evaluation),
+        labels=tuple(sorted(counts)),
+        source=source,
+        encoding=encoding or "utf-8",  # None: only ASCII files, read with `auto`
+    )
 
 
 def _is_missing(value: object) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from mlflow_explain.attribution import EncodedText, RawAttribution, get_attribution_method
+from mlflow_explain.attribution._engine import check_time_budget, exclusive_use, shared_use
 from mlflow_explain.config import ExplainConfig
 from mlflow_explain.data import Example
 from mlflow_explain.errors import ExplanationError
@@ -55,7 +56,8 @@ def explain_examples(
 ) -> list[Explanation]:
     """Predict and attribute each example with the configured method.
 
-    The model is put in eval mode while explaining and restored to its previous mode after.
+    The model is put in eval mode while explaining and restored to its previous mode after. Threads
+    may explain with one model at once (the tokenizer and ``interpret-lig`` are used one call at a time).
 
     Args:
         model: A ``...ForSequenceClassification`` model whose config names the labels.
@@ -72,17 +74,16 @@ def explain_examples(
 
     Raises:
         ExplanationError: If the backend fails on the inputs.
+        TimeBudgetExceeded: Once the :func:`~mlflow_explain.attribution._engine.time_budget` around the call runs out.
     """
     from tqdm.auto import tqdm
 
     method = get_attribution_method(config.method)
     id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
     label2id = {v: k for k, v in id2label.items()}
-    encoded = encode_texts(tokenizer, [e.text for e in examples], max_input_length(model, tokenizer, max_length))
-    for e in encoded:
-        if e.truncated:
-            logger.warning("Text truncated from %d to %d tokens: %.40s...", e.n_tokens, len(e.input_ids), e.text)
-    probabilities = predict_proba(model, tokenizer, encoded)
+    encoded = _encode(tokenizer, [e.text for e in examples], max_input_length(model, tokenizer, max_length))
+    with shared_use(model):
+        probabilities = predict_proba(model, tokenizer, encoded)
     targets = [
         select_targets(config.target, p, label2id.get(ex.label)) for p, ex in zip(probabilities, examples, strict=True)
     ]
@@ -94,6 +95,7 @@ def explain_examples(
             total=len(encoded), desc=f"explaining ({config.method})", unit="sentence", disable=not progress
         ) as bar:
             for start in range(0, len(encoded), CHUNK):
+                check_time_budget()
                 chunk = slice(start, start + CHUNK)
                 raw.extend(method.attribute(model, tokenizer, encoded[chunk], targets[chunk], config))
                 bar.update(len(encoded[chunk]))
@@ -108,6 +110,23 @@ def explain_examples(
     ]
     _warn_unconverged(explanations, checked)
     return explanations
+
+
+def _encode(tokenizer, texts: Sequence[str], max_length: int) -> list[EncodedText]:
+    """:func:`~mlflow_explain.modeling.encode_texts` text by text, the tokenizer to itself, the budget checked between.
+
+    A long text takes seconds to tokenize (up to 8 s for 100,000 characters), so the budget is
+    checked before each one.
+    """
+    encoded: list[EncodedText] = []
+    for text in texts:
+        check_time_budget()
+        with exclusive_use(tokenizer):
+            encoded += encode_texts(tokenizer, [text], max_length)
+    for e in encoded:
+        if e.truncated:
+            logger.warning("Text truncated from %d to %d tokens: %.40s...", e.n_tokens, len(e.input_ids), e.text)
+    return encoded
 
 
 def _warn_unconverged(explanations: Sequence[Explanation], config: ExplainConfig) -> None:

@@ -367,6 +367,7 @@ def _log_params(data: DataConfig, explaining: ExplainConfig, dataset: TextDatase
             "label_column": data.label_column,
             "eval_data": data.eval_data or "",
             "text_field": data.text_field,
+            "encoding": dataset.encoding,  # `auto` resolved: under `mlflow run` it is logged as encoding_resolved
             "n_train": len(dataset.train),
             "n_eval": len(dataset.eval),
             "labels": ",".join(dataset.labels),

@@ -7,8 +7,17 @@ call to :func:`~mlflow_explain.explainer.explain_examples`, which batches inside
 backend. :func:`mlflow_explain.tracking.log_explainer_model` logs it.
 
 Input: a DataFrame with a text column and, optionally, a true-label column (names chosen when the
-model is logged). Params, per request: ``method``, ``n_steps``, ``target`` and ``level``
-(:data:`PARAM_TYPES`). Output, one row per input row: :data:`OUTPUT_COLUMNS`.
+model is logged). Params, per request: ``method``, ``n_steps``, ``target``, ``level`` and
+``time_budget`` (:data:`PARAM_TYPES`). Output, one row per input row: :data:`OUTPUT_COLUMNS`.
+
+Limits per call (a served request gets HTTP 400 naming the bound, before any work): at most
+:data:`MAX_ROWS` rows, :data:`MAX_TEXT_CHARACTERS` characters in a text and :data:`MAX_CHARACTERS`
+characters of text in all; ``n_steps`` within
+:data:`~mlflow_explain.config.MAX_STEPS`. The work of a call stops after ``time_budget`` seconds
+(HTTP 504), so a worker never explains for long after its client has gone: inside ``predict`` the
+model cannot tell whether the client is still connected (MLflow's server hands it a parsed
+DataFrame, in a thread of its own), so the budget is what stops it. The worker then answers the
+next request as usual.
 """
 
 from __future__ import annotations
@@ -16,21 +25,27 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import mlflow.pyfunc
 import pandas as pd
 
 from mlflow_explain.attribution import list_attribution_methods
-from mlflow_explain.config import TARGETS, ExplainConfig
+from mlflow_explain.attribution._engine import TimeBudgetExceeded, time_budget
+from mlflow_explain.config import MAX_TEXT_CHARACTERS, TARGETS, ExplainConfig
 from mlflow_explain.data import Example
-from mlflow_explain.errors import ConfigError
+from mlflow_explain.errors import ConfigError, ExplanationError
 from mlflow_explain.explanation import Explanation
 
 __all__ = [
     "CLASSIFIER_ARTIFACT",
     "DEFAULT_METHOD",
+    "DEFAULT_TIME_BUDGET",
     "LEVELS",
+    "MAX_CHARACTERS",
+    "MAX_ROWS",
+    "MAX_TEXT_CHARACTERS",
+    "MAX_TIME_BUDGET",
     "OUTPUT_COLUMNS",
     "PARAM_TYPES",
     "SPARK_RESULT_TYPE",
@@ -49,8 +64,25 @@ DEFAULT_METHOD = "lig"
 LEVELS = ("token", "word")
 """Granularity of the output: input tokens (special tokens included) or words (pieces merged)."""
 
-PARAM_TYPES = {"method": "string", "n_steps": "long", "target": "string", "level": "string"}
+PARAM_TYPES = {"method": "string", "n_steps": "long", "target": "string", "level": "string", "time_budget": "double"}
 """The model's params (MLflow types); callers pass them per request or per Spark UDF."""
+
+MAX_ROWS = 1000
+"""Most rows per call (served request or Spark batch); split larger inputs into several requests."""
+
+MAX_CHARACTERS = 10_000_000
+"""Most characters of text per call, all rows together (about 10 MB of ASCII text, 30 MB of Japanese in UTF-8)."""
+
+DEFAULT_TIME_BUDGET = 15.0
+"""Default of the ``time_budget`` param, in seconds. The budget is checked between steps, the
+longest of which take up to about 9 s (tokenizing a text of :data:`MAX_TEXT_CHARACTERS`; the
+Gauss-Legendre nodes that Captum computes for ``interpret-lig`` at 4096 steps), so a served request
+answers within 30 s even then (and within MLflow's own request timeout,
+``MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT``, 60 s by default)."""
+
+MAX_TIME_BUDGET = 3600.0
+"""Largest ``time_budget``, in seconds. A served request with more than the server's request timeout
+gets MLflow's 504 at that timeout while its worker goes on until the budget; raise that timeout too."""
 
 OUTPUT_COLUMNS = {
     "predicted_label": "string",
@@ -94,6 +126,9 @@ class ExplainerModel(mlflow.pyfunc.PythonModel):
         target: Default of the ``target`` param: ``all``, ``predicted``, ``true``,
             ``predicted+true`` or a label name. Defaults to ``"predicted"``.
         level: Default of the ``level`` param, one of :data:`LEVELS`. Defaults to ``"token"``.
+        time_budget: Default of the ``time_budget`` param: seconds after which a call stops with an
+            error, more than 0 and at most :data:`MAX_TIME_BUDGET`. Defaults to
+            :data:`DEFAULT_TIME_BUDGET`.
 
     Raises:
         ConfigError: If a default is out of range or names an unknown method or level.
@@ -113,13 +148,20 @@ class ExplainerModel(mlflow.pyfunc.PythonModel):
         n_steps: int = 50,
         target: str = "predicted",
         level: str = "token",
+        time_budget: float = DEFAULT_TIME_BUDGET,
     ) -> None:
         if label_column == text_column:
             raise ConfigError(f"the text and label columns must differ; both are {text_column!r}.")
         self.text_column = text_column
         self.label_column = label_column
         self.max_length = max_length
-        self.defaults = {"method": method, "n_steps": n_steps, "target": target, "level": level}
+        self.defaults = {
+            "method": method,
+            "n_steps": n_steps,
+            "target": target,
+            "level": level,
+            "time_budget": _time_budget(time_budget),
+        }
         _explain_settings(self.defaults, labels=None)
         self._model = None
         self._tokenizer = None
@@ -154,22 +196,29 @@ class ExplainerModel(mlflow.pyfunc.PythonModel):
         self._model.eval()
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Explain each row of ``model_input``.
+        """Explain each row of ``model_input``, within the bounds and the time budget.
+
+        The budget is how a served worker whose client has gone stops: ``predict`` cannot see the
+        connection (MLflow's server parses the request and calls it in a thread of its own), so
+        the work stops when ``time_budget`` runs out, not when the client leaves.
 
         Args:
             context: MLflow's ``PythonModelContext``.
             model_input: A DataFrame with the text column (and optionally the label column).
-            params: Overrides of ``method``, ``n_steps``, ``target`` and ``level``.
+            params: Overrides of ``method``, ``n_steps``, ``target``, ``level`` and ``time_budget``.
 
         Returns:
             One row per input row with the columns of :data:`OUTPUT_COLUMNS`.
 
         Raises:
             MlflowException: ``INVALID_PARAMETER_VALUE`` (HTTP 400 when served) for an unknown
-                method, level or label, or a missing text column.
+                method, level or label, a param out of range, a missing text column, or input over
+                :data:`MAX_ROWS`, :data:`MAX_TEXT_CHARACTERS` or :data:`MAX_CHARACTERS`;
+                ``DEADLINE_EXCEEDED`` (HTTP 504) when the work runs past ``time_budget``;
+                ``INVALID_PARAMETER_VALUE`` with the backend's reason when it cannot explain the inputs.
         """
         from mlflow.exceptions import MlflowException
-        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+        from mlflow.protos.databricks_pb2 import DEADLINE_EXCEEDED, INVALID_PARAMETER_VALUE
 
         if self._model is None:
             raise MlflowException("the explainer is not loaded; load it with mlflow.pyfunc.load_model(...)")
@@ -185,6 +234,17 @@ class ExplainerModel(mlflow.pyfunc.PythonModel):
             )
         except ConfigError as err:
             raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from err
+        except TimeBudgetExceeded as err:
+            raise MlflowException(_budget_message(err.seconds), error_code=DEADLINE_EXCEEDED) from err
+        except ExplanationError as err:  # the backend could not explain these inputs: say why, in one line
+            raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from err
+
+
+def _budget_message(seconds: float) -> str:
+    return (
+        f"the request ran past its time budget of {seconds:g} s (param time_budget) and was stopped; "
+        f"send fewer rows or fewer steps per request, or raise time_budget (at most {MAX_TIME_BUDGET:g} s)."
+    )
 
 
 def explain_frame(
@@ -199,33 +259,58 @@ def explain_frame(
 ) -> pd.DataFrame:
     """Explain each row of a DataFrame in one batched call; the work behind :class:`ExplainerModel`.
 
+    Threads may call it with one model and tokenizer at once.
+
     Args:
         model: The classifier.
         tokenizer: Its tokenizer.
         frame: Rows with a text column and optionally a true-label column.
-        params: ``method``, ``n_steps``, ``target`` and ``level`` (all four).
+        params: ``method``, ``n_steps``, ``target`` and ``level``, and optionally ``time_budget``
+            (seconds; defaults to :data:`DEFAULT_TIME_BUDGET`).
         text_column: Column holding the text. Defaults to ``"text"``.
         label_column: Column holding the true label, used when present. Defaults to ``"label"``.
         max_length: Longest input in tokens. Defaults to the classifier's maximum.
 
     Returns:
-        One row per input row, columns :data:`OUTPUT_COLUMNS`; rows without text get nulls.
+        One row per input row, columns :data:`OUTPUT_COLUMNS`; rows without text get nulls
+        (``predicted_label`` and ``predicted_probability`` have object dtype and hold ``None``,
+        so that they are ``null`` in JSON rather than ``NaN``).
 
     Raises:
-        ConfigError: For an unknown method, level or target label, or a missing text column.
+        ConfigError: For an unknown method, level or target label, a param out of range, a
+            missing text column, or more than :data:`MAX_ROWS` rows, :data:`MAX_TEXT_CHARACTERS`
+            characters in a text or :data:`MAX_CHARACTERS` in all.
         ExplanationError: If the attribution backend fails.
+        TimeBudgetExceeded: If the work runs past ``time_budget`` (an ``ExplanationError``).
     """
     from mlflow_explain.explainer import explain_examples
 
     if text_column not in frame.columns:
         raise ConfigError(f"the input has no text column {text_column!r}; its columns: {', '.join(map(str, frame))}.")
     labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
-    config, target_label, level = _explain_settings(params, labels)
+    settings = _explain_settings(params, labels)
     texts = [None if _missing(t) else str(t) for t in frame[text_column]]
+    _check_size(texts)
     if label_column in frame.columns:
         true_labels = [None if _missing(x) else str(x) for x in frame[label_column]]
     else:
         true_labels = [None] * len(frame)
+    rows = _rows_with_text(texts, text_column)
+    examples = [Example(texts[i], settings.target_label or true_labels[i]) for i in rows]
+    with time_budget(settings.time_budget):
+        explained = (
+            explain_examples(model, tokenizer, examples, settings.config, max_length=max_length, progress=False)
+            if examples
+            else []
+        )
+    records = [_empty_row() for _ in texts]
+    for i, explanation in zip(rows, explained, strict=True):
+        records[i] = _row(explanation, settings.level)
+    return _frame(records)
+
+
+def _rows_with_text(texts: Sequence[str | None], text_column: str) -> list[int]:
+    """Positions of the rows that have a text; the others are counted in a warning."""
     rows = [i for i, text in enumerate(texts) if text is not None]
     if len(rows) < len(texts):
         logger.warning(
@@ -234,14 +319,46 @@ def explain_frame(
             len(texts),
             text_column,
         )
-    examples = [Example(texts[i], target_label or true_labels[i]) for i in rows]
-    explained = (
-        explain_examples(model, tokenizer, examples, config, max_length=max_length, progress=False) if examples else []
-    )
-    records = [_empty_row() for _ in texts]
-    for i, explanation in zip(rows, explained, strict=True):
-        records[i] = _row(explanation, level)
-    return pd.DataFrame.from_records(records, columns=list(OUTPUT_COLUMNS))
+    return rows
+
+
+_NULLABLE_COLUMNS = ("predicted_label", "predicted_probability")
+"""Output columns that are null for rows without text."""
+
+
+def _frame(records: Sequence[dict]) -> pd.DataFrame:
+    """The output DataFrame, whose nullable columns hold ``None`` (JSON ``null``).
+
+    pandas would store a missing float, or a missing string (pandas 3's ``str`` dtype), as NaN,
+    which MLflow's server writes as a bare ``NaN``: not JSON.
+    """
+    out = pd.DataFrame.from_records(records, columns=list(OUTPUT_COLUMNS))
+    for name in _NULLABLE_COLUMNS:
+        out[name] = pd.Series([r[name] for r in records], dtype=object)
+    return out
+
+
+def _check_size(texts: Sequence[str | None]) -> None:
+    """Refuse over :data:`MAX_ROWS` rows, :data:`MAX_TEXT_CHARACTERS` in a text or :data:`MAX_CHARACTERS` in all."""
+    if len(texts) > MAX_ROWS:
+        raise ConfigError(
+            f"the request has {len(texts)} rows, more than the {MAX_ROWS} rows explained per request (MAX_ROWS); "
+            "split it into smaller requests."
+        )
+    lengths = [0 if t is None else len(t) for t in texts]
+    for row, length in enumerate(lengths):
+        if length > MAX_TEXT_CHARACTERS:
+            raise ConfigError(
+                f"row {row} (counting from 0) holds a text of {length} characters, more than the "
+                f"{MAX_TEXT_CHARACTERS} explained per text (MAX_TEXT_CHARACTERS); the model reads only its first "
+                "tokens, so send the beginning of the text."
+            )
+    characters = sum(lengths)
+    if characters > MAX_CHARACTERS:
+        raise ConfigError(
+            f"the request holds {characters} characters of text, more than the {MAX_CHARACTERS} explained per "
+            "request (MAX_CHARACTERS); split it into smaller requests."
+        )
 
 
 def _empty_row() -> dict:
@@ -290,10 +407,21 @@ def _row(explanation: Explanation, level: str) -> dict:
     }
 
 
-def _explain_settings(params: Mapping[str, Any], labels: Sequence[str] | None) -> tuple[ExplainConfig, str | None, str]:
+class _Settings(NamedTuple):
+    """Validated params of one call."""
+
+    config: ExplainConfig
+    target_label: str | None
+    """A label named as ``target`` (then ``config.target`` is ``"true"``), or ``None``."""
+    level: str
+    time_budget: float
+
+
+def _explain_settings(params: Mapping[str, Any], labels: Sequence[str] | None) -> _Settings:
     """Validate the params; a label-name target becomes ``target="true"`` with that label as the true one.
 
     With ``labels=None`` (no classifier loaded yet) a target that is not a keyword is accepted as a label.
+    A missing ``time_budget`` (explainers logged before it existed) is :data:`DEFAULT_TIME_BUDGET`.
     """
     method, level, target = str(params["method"]), str(params["level"]), str(params["target"])
     if method not in list_attribution_methods():
@@ -310,7 +438,22 @@ def _explain_settings(params: Mapping[str, Any], labels: Sequence[str] | None) -
                 f"the labels are {', '.join(labels)}."
             )
         target_label, target = target, "true"
-    return ExplainConfig(method=method, n_steps=int(params["n_steps"]), target=target), target_label, level
+    config = ExplainConfig(method=method, n_steps=int(params["n_steps"]), target=target)
+    return _Settings(config, target_label, level, _time_budget(params.get("time_budget", DEFAULT_TIME_BUDGET)))
+
+
+def _time_budget(value: object) -> float:
+    """``time_budget`` as seconds, checked to lie in (0, :data:`MAX_TIME_BUDGET`]."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not 0 < seconds <= MAX_TIME_BUDGET:
+        raise ConfigError(
+            f"time_budget must be more than 0 and at most {MAX_TIME_BUDGET:g} seconds, got {value!r}; "
+            f"{DEFAULT_TIME_BUDGET:g} is the default."
+        )
+    return seconds
 
 
 def _missing(value: object) -> bool:

@@ -11,6 +11,8 @@ and returns a :class:`FileSummary`; :func:`run_explain_file` does that inside an
 
 from __future__ import annotations
 
+import codecs
+import glob
 import logging
 import os
 import sys
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from mlflow_explain.encoding import AUTO, check_encoding, check_files
 from mlflow_explain.errors import ConfigError, DataError, ModelError
 
 if TYPE_CHECKING:
@@ -36,6 +39,35 @@ INPUT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".jsonl": 
 ROW_ID = "row_id"
 """Column added to the output: increasing in input order, unique, not consecutive."""
 
+JAVA_CHARSETS = {
+    "ascii": "US-ASCII",
+    "cp1252": "windows-1252",
+    "cp932": "windows-31j",
+    "euc_jp": "EUC-JP",
+    "iso2022_jp": "ISO-2022-JP",
+    "iso8859-1": "ISO-8859-1",
+    "shift_jis": "Shift_JIS",
+    "utf-16": "UTF-16",
+    "utf-16-be": "UTF-16BE",
+    "utf-16-le": "UTF-16LE",
+    "utf-32": "UTF-32",
+    "utf-32-be": "UTF-32BE",
+    "utf-32-le": "UTF-32LE",
+    "utf-8": "UTF-8",
+    "utf-8-sig": "UTF-8",  # Spark drops the byte order mark itself
+}
+"""Java charset names by Python codec name (as ``codecs.lookup`` spells it); others are passed on as they are."""
+
+SPARK_CHARSETS = {"US-ASCII", "ISO-8859-1", "UTF-8", "UTF-16", "UTF-16BE", "UTF-16LE", "UTF-32"}
+"""Charsets that Spark 4 reads without ``spark.sql.legacy.javaCharsets`` (which is set while reading others)."""
+
+ARROW_BATCH_ROWS = 100
+"""Most rows per Arrow batch (``spark.sql.execution.arrow.maxRecordsPerBatch``, 10,000 by default) while
+explaining: each batch is one call of the explainer, which refuses more than
+:data:`~mlflow_explain.pyfunc.MAX_ROWS` rows or :data:`~mlflow_explain.pyfunc.MAX_CHARACTERS` characters
+and stops at its ``time_budget``. A smaller setting of the session is kept. The explainer works through a
+batch eight sentences at a time, so larger batches would not be faster."""
+
 
 @dataclass(frozen=True)
 class FileJob:
@@ -50,11 +82,17 @@ class FileJob:
             column when the input has it.
         input_format: ``auto`` (from the suffix), ``csv``, ``tsv``, ``parquet`` or ``json``.
             Defaults to ``"auto"``.
-        params: Explainer params (``method``, ``n_steps``, ``target``, ``level``); those left out
-            keep the explainer's defaults.
+        params: Explainer params (``method``, ``n_steps``, ``target``, ``level``, ``time_budget``);
+            those left out keep the explainer's defaults, except ``time_budget``, which is
+            :data:`~mlflow_explain.pyfunc.MAX_TIME_BUDGET` for each batch of :data:`ARROW_BATCH_ROWS`
+            rows (the served default would fail long jobs).
         partitions: Spark partitions to explain in; 0 uses twice the default parallelism (every
             core busy, stragglers balanced). Defaults to 0.
         overwrite: Replace ``output`` if it exists. Defaults to False.
+        encoding: Encoding of CSV, TSV and JSON input: ``auto`` detects UTF-8, CP932 or EUC-JP in the
+            local input files (a remote input is read as UTF-8), or a Python codec name. Local files are
+            checked in full, so bytes that are not valid fail the job before Spark reads them. Defaults
+            to ``"auto"``.
 
     Raises:
         ConfigError: If a setting is out of range.
@@ -69,8 +107,10 @@ class FileJob:
     params: Mapping[str, object] = field(default_factory=dict)
     partitions: int = 0
     overwrite: bool = False
+    encoding: str = AUTO
 
     def __post_init__(self) -> None:
+        check_encoding(self.encoding)
         formats = ("auto", *sorted(set(INPUT_FORMATS.values())))
         if self.input_format not in formats:
             raise ConfigError(f"input_format must be one of {', '.join(formats)}; got {self.input_format!r}.")
@@ -109,6 +149,7 @@ class FileSummary:
         label_column: The input column of true labels, or ``None``.
         quality: ``mean_predicted_probability``, ``sample_accuracy`` (rows with a label) and the
             median / largest absolute ``convergence_delta`` where the method reports one.
+        encoding: The encoding the input was read with (a Python codec name), None for Parquet.
     """
 
     n_rows: int
@@ -118,6 +159,7 @@ class FileSummary:
     text_column: str
     label_column: str | None
     quality: dict[str, float]
+    encoding: str | None = None
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -198,7 +240,8 @@ def explain_file(spark: SparkSession, job: FileJob) -> FileSummary:
         Counts, time and quality figures.
 
     Raises:
-        DataError: If the input cannot be read, lacks a column, or the output exists.
+        DataError: If the input cannot be read (or holds bytes that are not valid in its encoding),
+            lacks a column, or the output exists.
         ModelError: If ``job.model`` is not an explainer model.
         ConfigError: If a param is invalid.
 
@@ -207,16 +250,23 @@ def explain_file(spark: SparkSession, job: FileJob) -> FileSummary:
         >>> explain_file(spark_session("local[2]"), job).n_explained  # doctest: +SKIP
         250000
     """
+    check_output(job)
+    encoding = _input_encoding(job)
+    with _java_charset_allowed(spark, encoding):
+        return _explain_file(spark, job, encoding)
+
+
+def _explain_file(spark: SparkSession, job: FileJob, encoding: str | None) -> FileSummary:
+    """:func:`explain_file` once the output is checked and the input's encoding is known."""
     import mlflow
     from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
 
     from mlflow_explain.pyfunc import OUTPUT_COLUMNS, SPARK_RESULT_TYPE
 
-    check_output(job)
     model_text, model_label, defaults = _explainer_settings(job.model)
-    params = {**defaults, **job.params}
-    frame = _read(spark, job)
+    params = _udf_params(defaults, job.params)
+    frame = _read(spark, job, encoding)
     text = job.text_column or model_text
     label = job.label_column or (model_label if model_label in frame.columns else None)
     missing = [c for c in (text, label) if c and c not in frame.columns]
@@ -246,13 +296,14 @@ def explain_file(spark: SparkSession, job: FileJob) -> FileSummary:
     )
     started = time.perf_counter()
     try:
-        explained.write.mode("overwrite" if job.overwrite else "errorifexists").parquet(job.output)
+        with _arrow_batches(spark, ARROW_BATCH_ROWS):
+            explained.write.mode("overwrite" if job.overwrite else "errorifexists").parquet(job.output)
     except AnalysisException as err:
         raise DataError(f"cannot write {job.output}: {err.getMessage()}. Pass --overwrite to replace it.") from err
     seconds = time.perf_counter() - started
     written = spark.read.parquet(job.output)
     n_explained, quality = _quality(written, label)
-    return FileSummary(n_rows, n_explained, seconds, params, text, label, quality)
+    return FileSummary(n_rows, n_explained, seconds, params, text, label, quality, encoding)
 
 
 _SPARK_OUTPUT_FILES = ("_SUCCESS",)
@@ -330,6 +381,8 @@ def run_explain_file(job: FileJob, master: str | None = None, conf: Mapping[str,
         summary = explain_file(spark, job)
         with tracking.tracking_errors(f"the explanations are written to {job.output}"):
             columns = {"text_column": summary.text_column, "label_column": summary.label_column or ""}
+            if summary.encoding:
+                columns["encoding"] = summary.encoding
             jobs._log_new_params({**columns, **summary.params})
             tracking.log_file_summary({**summary.metrics, "spark_start_seconds": start_seconds}, job.output)
         return run.info.run_id, summary
@@ -370,21 +423,100 @@ def _explainer_settings(model: str) -> tuple[str, str | None, dict[str, object]]
     return settings["text_column"], settings["label_column"], defaults
 
 
-def _read(spark: SparkSession, job: FileJob) -> DataFrame:
-    from pyspark.errors import AnalysisException
+def _udf_params(defaults: Mapping[str, object], given: Mapping[str, object]) -> dict[str, object]:
+    """The params of every batch: the explainer's defaults, the largest time budget, then the job's own."""
+    from mlflow_explain.pyfunc import MAX_TIME_BUDGET
+
+    params = dict(defaults)
+    if "time_budget" in params:  # explainers logged before the budget existed have no such param
+        params["time_budget"] = MAX_TIME_BUDGET
+    return {**params, **given}
+
+
+@contextmanager
+def _arrow_batches(spark: SparkSession, rows: int) -> Iterator[None]:
+    """At most ``rows`` rows per Arrow batch (one explainer call) inside the block; the session's setting after."""
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    previous = spark.conf.get(key)
+    current = int(previous)
+    spark.conf.set(key, str(min(current, rows) if current > 0 else rows))  # 0 or less: no limit
+    try:
+        yield
+    finally:
+        spark.conf.set(key, previous)
+
+
+def _read(spark: SparkSession, job: FileJob, encoding: str | None) -> DataFrame:
+    from pyspark.errors import AnalysisException, IllegalArgumentException
 
     reader = spark.read
     kind = job.resolved_format
+    charset = _java_charset(encoding) if encoding else "UTF-8"
     try:
         if kind in ("csv", "tsv"):
             # Quotes are doubled inside quoted fields (RFC 4180, Python's csv, pandas), and fields may span lines.
             options = {"header": "true", "multiLine": "true", "escape": '"', "sep": "\t" if kind == "tsv" else ","}
-            return reader.options(**options).csv(job.input)
+            return reader.options(**options, encoding=charset).csv(job.input)
         if kind == "json":
-            return reader.json(job.input)
+            # Spark splits JSON Lines in a charset other than UTF-8 only at a line separator that is named.
+            options = {"encoding": charset} | ({} if charset == "UTF-8" else {"lineSep": "\n"})
+            return reader.options(**options).json(job.input)
         return reader.parquet(job.input)
     except AnalysisException as err:
         raise DataError(f"cannot read {job.input} as {kind}: {err.getMessage()}") from err
+    except IllegalArgumentException as err:  # a charset that Spark does not read (JSON Lines: not UTF-16 or UTF-32)
+        reason = (err.getMessage() or str(err)).splitlines()[0]
+        raise DataError(
+            f"cannot read {job.input} as {kind} in {encoding} (Java charset {charset}): {reason}; "
+            "give another --encoding or save the file as UTF-8."
+        ) from err
+
+
+def _input_encoding(job: FileJob) -> str | None:
+    """The encoding to read the input with: None for Parquet, else ``job.encoding`` checked in the local files."""
+    if job.resolved_format == "parquet":
+        return None
+    files = _local_files(job.input)
+    if files is None and job.encoding == AUTO:
+        logger.warning("%s is not on this machine, so its encoding is not detected: it is read as UTF-8.", job.input)
+    return check_files(files or [], job.encoding)
+
+
+def _local_files(location: str) -> list[Path] | None:
+    """The files that Spark reads for a local ``location`` (a file, a folder or a glob), or None when remote."""
+    path = _local_path(location)
+    if path is None:
+        return None
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        hidden = ("_", ".")  # Spark skips _SUCCESS, .crc files and the like
+        return [p for p in files if not any(part.startswith(hidden) for part in p.relative_to(path).parts)]
+    return sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
+
+
+def _java_charset(encoding: str) -> str:
+    name = codecs.lookup(encoding).name
+    return JAVA_CHARSETS.get(name, name)
+
+
+@contextmanager
+def _java_charset_allowed(spark: SparkSession, encoding: str | None) -> Iterator[None]:
+    """Let Spark 4 read ``encoding`` inside the block, when it is none of :data:`SPARK_CHARSETS`."""
+    key = "spark.sql.legacy.javaCharsets"
+    if encoding is None or _java_charset(encoding).upper() in SPARK_CHARSETS:
+        yield
+        return
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, "true")
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, previous)
 
 
 def _check_params(first: object, model: str, params: Mapping[str, object]) -> None:

@@ -259,11 +259,14 @@ def test_one_class_only_is_an_error(tmp_path: Path) -> None:
         load(path)
 
 
-def test_shift_jis_file_is_rejected_with_a_hint(tmp_path: Path) -> None:
-    path = tmp_path / "sjis.tsv"
-    path.write_bytes("text\tlabel\n日本代表が逆転勝利\tsports\n".encode("shift_jis"))
-
-    with pytest.raises(DataError, match=r"sjis\.tsv: bytes at offset \d+ are not valid UTF-8.*iconv"):
+def test_undecodable_file_is_rejected_with_a_hint(tmp_path: Path) -> None:
+    path = tmp_path / "bad.tsv"
+    path.write_bytes(b"text\tlabel\n\x81\x20\tsports\n")
+    with pytest.raises(
+        DataError,
+        match=r"bad\.tsv: the bytes are not valid in any encoding tried \(utf-8 at offset 11, cp932 at offset 11, "
+        r"euc-jp at offset 11\).*--encoding",
+    ):
         load(path)
 
 
@@ -443,12 +446,11 @@ def test_livedoor_article_without_a_title_is_skipped(tmp_path: Path, caplog: pyt
     assert "skipped 1 row(s)" in caplog.text
 
 
-def test_livedoor_article_in_shift_jis_names_the_file(tmp_path: Path) -> None:
+def test_livedoor_article_in_another_encoding_names_the_file(tmp_path: Path) -> None:
     write_livedoor(tmp_path / "text")
     (tmp_path / "text" / "it" / "it-9.txt").write_bytes("http://example.com/\n日付\n見出し\n".encode("shift_jis"))
-
-    with pytest.raises(DataError, match=r"it-9\.txt: bytes at offset \d+ are not valid UTF-8"):
-        load(tmp_path)
+    with pytest.raises(DataError, match=r"it-9\.txt: bytes at offset \d+ are not valid utf-8"):
+        load(tmp_path, encoding="utf-8")
 
 
 def test_livedoor_folder_without_articles_is_an_error(tmp_path: Path) -> None:
@@ -590,3 +592,23 @@ def test_docstring_examples_run() -> None:
 
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_a_livedoor_folder_without_articles_beside_categories_is_named_in_a_warning(tmp_path: Path, caplog) -> None:
+    write_livedoor(tmp_path / "text")
+    (tmp_path / "text" / "images").mkdir()
+    dataset = load(tmp_path)
+    assert "images" not in dataset.labels
+    assert "the folder(s) images hold no .txt articles; no label is made of them" in caplog.text
+
+
+def test_a_text_longer_than_the_bound_is_refused_with_its_row(tmp_path: Path) -> None:
+    from mlflow_explain.config import MAX_TEXT_CHARACTERS
+
+    rows = [*headline_rows()[:4], {"text": "長" * (MAX_TEXT_CHARACTERS + 1), "label": "sports"}]
+    path = tmp_path / "long.csv"
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(path, index=False)
+    with pytest.raises(DataError, match=rf"long\.csv: row 5 holds a text of {MAX_TEXT_CHARACTERS + 1} characters"):
+        load(path)

@@ -17,7 +17,7 @@ from mlflow_explain.config import ExplainConfig
 from mlflow_explain.data import Example
 from mlflow_explain.explainer import explain_examples
 from mlflow_explain.modeling import load_pretrained
-from mlflow_explain.pyfunc import OUTPUT_COLUMNS, ExplainerModel
+from mlflow_explain.pyfunc import DEFAULT_TIME_BUDGET, OUTPUT_COLUMNS, ExplainerModel
 from mlflow_explain.tracking import EXPLAINER_ARTIFACT, log_explainer_model
 
 N_STEPS = 8
@@ -125,7 +125,13 @@ def test_signature_names_columns_params_and_defaults(logged):
     assert inputs == {"sentence": True, "category": False}
     assert info.signature.outputs.input_names() == list(OUTPUT_COLUMNS)
     defaults = {p.name: p.default for p in info.signature.params.params}
-    assert defaults == {"method": "lig", "n_steps": N_STEPS, "target": "predicted", "level": "token"}
+    assert defaults == {
+        "method": "lig",
+        "n_steps": N_STEPS,
+        "target": "predicted",
+        "level": "token",
+        "time_budget": DEFAULT_TIME_BUDGET,
+    }
 
 
 def test_constructor_checks_its_defaults():

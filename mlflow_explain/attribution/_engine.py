@@ -9,15 +9,23 @@ back to per-token scores. This module holds the shared parts:
   bound (``internal_batch_size`` rows, or :func:`token_budget` padded tokens);
 - :func:`forward_logits` / :func:`probabilities`: padded, masked model calls, optionally with the
   word-embedding output replaced (what Captum's ``LayerIntegratedGradients`` does with a hook);
-- :func:`target_token_scores`: the gradients of every requested label from one forward pass.
+- :func:`target_token_scores`: the gradients of every requested label from one forward pass;
+- :func:`time_budget` / :func:`check_time_budget`: a deadline for the work of one call, checked
+  between passes (the explainer's way to stop a request that runs too long);
+- :func:`shared_use` / :func:`exclusive_use`: per-object locks for explaining with one model from many
+  threads (work that changes the model for every thread, such as Captum's hooks, runs alone).
 
 Tensors are built on the CPU and moved to the model's device once per pass.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -33,7 +41,10 @@ __all__ = [
     "TOKEN_BUDGET",
     "Row",
     "SentenceInputs",
+    "TimeBudgetExceeded",
     "activation_jacobian",
+    "check_time_budget",
+    "exclusive_use",
     "forward_logits",
     "l2_normalize",
     "model_device",
@@ -43,8 +54,11 @@ __all__ = [
     "probabilities",
     "probe_batch",
     "reference_token_id",
+    "remaining_time",
+    "shared_use",
     "stack_rows",
     "target_token_scores",
+    "time_budget",
     "token_budget",
 ]
 
@@ -91,6 +105,177 @@ def reference_token_id(model, tokenizer) -> int:
         if candidate is not None:
             return int(candidate)
     raise ExplanationError("the tokenizer has no pad, end-of-sequence or unknown token; set `tokenizer.pad_token`.")
+
+
+class TimeBudgetExceeded(ExplanationError):
+    """The work of a call ran past its :func:`time_budget`; nothing of it is returned.
+
+    Args:
+        seconds: The budget that ran out.
+    """
+
+    def __init__(self, seconds: float):
+        super().__init__(
+            f"the explanation ran past its time budget of {seconds:g} s; explain fewer texts or use fewer steps "
+            "per call, or give it a larger budget."
+        )
+        self.seconds = seconds
+
+
+@dataclass(frozen=True)
+class _Deadline:
+    at: float
+    """``time.monotonic()`` when the budget runs out."""
+    seconds: float
+
+
+_DEADLINE: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar("mlflow_explain_deadline", default=None)
+"""The deadline of the work running in this thread (context variables are per thread)."""
+
+
+@contextlib.contextmanager
+def time_budget(seconds: float | None) -> Iterator[None]:
+    """Stop the explaining done inside the block, in this thread, once ``seconds`` have passed.
+
+    The deadline is checked between forward passes, between sentences and while waiting for a
+    lock (:func:`check_time_budget`); a pass that has started runs to its end, so the work stops at
+    most one pass late. Other threads are not affected. Inside another budget, the earlier
+    deadline holds.
+
+    Args:
+        seconds: The budget, or ``None`` for none.
+
+    Raises:
+        TimeBudgetExceeded: From the work inside the block, once the budget has run out.
+
+    Example:
+        >>> with time_budget(25.0):
+        ...     raw = LayerIG().attribute(model, tokenizer, encoded, targets, config)  # doctest: +SKIP
+    """
+    if seconds is None:
+        yield
+        return
+    deadline = _Deadline(time.monotonic() + seconds, seconds)
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(outer if outer is not None and outer.at <= deadline.at else deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def check_time_budget() -> None:
+    """Raise :class:`TimeBudgetExceeded` if this thread's :func:`time_budget` has run out (no budget: nothing)."""
+    deadline = _DEADLINE.get()
+    if deadline is not None and time.monotonic() >= deadline.at:
+        raise TimeBudgetExceeded(deadline.seconds)
+
+
+def remaining_time() -> float | None:
+    """Seconds left of this thread's :func:`time_budget` (at least 0), or ``None`` without a budget."""
+    deadline = _DEADLINE.get()
+    return None if deadline is None else max(0.0, deadline.at - time.monotonic())
+
+
+class _Access:
+    """A readers-writer lock, reentrant in each thread; a waiting writer goes before new readers.
+
+    Waits end with :class:`TimeBudgetExceeded` when the waiting thread's :func:`time_budget` runs out.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._readers: dict[int, int] = {}  # thread -> depth
+        self._writer: int | None = None
+        self._writer_depth = 0
+        self._waiting_writers = 0
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._condition:
+            if self._writer != me and me not in self._readers:
+                self._wait(lambda: self._writer is None and not self._waiting_writers)
+            self._readers[me] = self._readers.get(me, 0) + 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers[me] -= 1
+                if not self._readers[me]:
+                    del self._readers[me]
+                    self._condition.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._condition:
+            if self._writer != me:
+                if me in self._readers:
+                    raise RuntimeError("a thread that shares an object cannot take it exclusively (deadlock)")
+                self._waiting_writers += 1
+                try:
+                    self._wait(lambda: self._writer is None and not self._readers)
+                finally:
+                    self._waiting_writers -= 1
+                    self._condition.notify_all()
+                self._writer = me
+            self._writer_depth += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._writer_depth -= 1
+                if not self._writer_depth:
+                    self._writer = None
+                    self._condition.notify_all()
+
+    def _wait(self, ready: Callable[[], bool]) -> None:
+        """Wait (holding the condition) until ``ready()``, at most until this thread's deadline."""
+        while not self._condition.wait_for(ready, timeout=remaining_time()):
+            check_time_budget()
+
+
+_accesses: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_accesses_guard = threading.Lock()
+
+
+def _access(obj: object) -> _Access:
+    with _accesses_guard:
+        access = _accesses.get(obj)
+        if access is None:
+            access = _accesses[obj] = _Access()
+        return access
+
+
+@contextlib.contextmanager
+def shared_use(obj: object) -> Iterator[None]:
+    """Use ``obj`` (a model) alongside other threads that share it, but never during an :func:`exclusive_use`.
+
+    For work that is safe in many threads at once: forward passes, and the engine's own embedding
+    hook (which acts in its caller's thread only, see :func:`forward_logits`). Reentrant.
+
+    Raises:
+        TimeBudgetExceeded: If this thread's :func:`time_budget` runs out while waiting.
+    """
+    with _access(obj).shared():
+        yield
+
+
+@contextlib.contextmanager
+def exclusive_use(obj: object) -> Iterator[None]:
+    """Use ``obj`` alone: no other thread uses it, shared or exclusively, until the block ends.
+
+    For work that changes the object for every thread: Captum's hooks on a model's embedding layer
+    (``interpret-lig``) replace the embeddings of any forward pass; a fast tokenizer's truncation
+    setting is one for all callers. Reentrant; a thread inside :func:`shared_use` of the same
+    object cannot enter (``RuntimeError``).
+
+    Raises:
+        TimeBudgetExceeded: If this thread's :func:`time_budget` runs out while waiting.
+    """
+    with _access(obj).exclusive():
+        yield
 
 
 @dataclass(frozen=True)
@@ -192,16 +377,21 @@ def plan_passes(
 
     Yields:
         Lists of ``(item, row_of_item)`` pairs.
+
+    Raises:
+        TimeBudgetExceeded: Before a pass, once this thread's :func:`time_budget` has run out.
     """
     current: list[tuple[int, int]] = []
     for item in sorted(range(len(lengths)), key=lambda i: lengths[i]):
         limit = internal_batch_size or max(1, token_budget // max(1, lengths[item]))
         for row in range(rows_per_item[item]):
             if len(current) >= limit:
+                check_time_budget()
                 yield current
                 current = []
             current.append((item, row))
     if current:
+        check_time_budget()
         yield current
 
 
@@ -279,13 +469,16 @@ def probabilities(
 
     Returns:
         Float64 tensor of shape ``(len(rows), num_labels)`` on the CPU, in the order of ``rows``.
+
+    Raises:
+        TimeBudgetExceeded: Between passes, once this thread's :func:`time_budget` has run out.
     """
     device = model_device(model)
     out = torch.empty((len(rows), int(model.config.num_labels)), dtype=torch.float64)
     if not rows:
         return out
     lengths = [len(r.ids) for r in rows]
-    with exact_shortcuts(model, probe_batch(rows, pad_id, device)):
+    with shared_use(model), exact_shortcuts(model, probe_batch(rows, pad_id, device)):
         for batch in plan_passes(lengths, [1] * len(rows), internal_batch_size, token_budget(device)):
             index = [item for item, _ in batch]
             logits = forward_logits(model, stack_rows([rows[i] for i in index], pad_id, device))

@@ -29,6 +29,7 @@ from mlflow_explain.attribution._engine import (
     plan_passes,
     probabilities,
     probe_batch,
+    shared_use,
     stack_rows,
     target_token_scores,
     token_budget,
@@ -301,8 +302,13 @@ def _gradient_scores(
 ) -> list[np.ndarray]:
     """Sum over ``points`` ``(alpha, weight)`` of ``weight * reduce(grad at x0 + alpha (x - x0))``.
 
+    Threads may run this on one model at once (:func:`~mlflow_explain.attribution._engine.shared_use`).
+
     Returns:
         For each sentence, an array ``(len(targets[i]), n_tokens)``.
+
+    Raises:
+        TimeBudgetExceeded: Between passes, once this thread's time budget has run out.
     """
     device = model_device(model)
     activation = output_activation(model)
@@ -315,7 +321,7 @@ def _gradient_scores(
     if not totals:
         return totals
     probe = probe_batch([inputs.input_row(i) for i in range(len(inputs))], inputs.pad_id, device)
-    with exact_shortcuts(model, probe), torch.enable_grad():
+    with shared_use(model), exact_shortcuts(model, probe), torch.enable_grad():
         for batch in plan_passes(inputs.lengths, n_rows, internal_batch_size, token_budget(device)):
             sentence = torch.tensor([i for i, _ in batch])
             slots = int(valid[sentence].sum(dim=1).max())  # the most targets of a sentence in this pass
