@@ -237,7 +237,21 @@ def _load_classifier(source: str, labels: Sequence[str] | None):
             "label2id": {label: i for i, label in enumerate(labels)},
             "ignore_mismatched_sizes": True,
         }
-    return AutoModelForSequenceClassification.from_pretrained(source, output_loading_info=True, **kwargs)
+    # transformers prints a table of missing and unexpected weights; load_pretrained says what it means instead.
+    # (A filter, not a level: at ERROR level transformers logs every weight as "not sharded".)
+    report = logging.getLogger("transformers.modeling_utils")
+    report.addFilter(_no_load_report)
+    try:
+        loaded, info = AutoModelForSequenceClassification.from_pretrained(source, output_loading_info=True, **kwargs)
+    finally:
+        report.removeFilter(_no_load_report)
+    if labels is not None and (info.get("missing_keys") or info.get("mismatched_keys")):
+        logger.info("a new classification head with %d outputs is initialised for fine-tuning", len(labels))
+    return loaded, info
+
+
+def _no_load_report(record: logging.LogRecord) -> bool:
+    return record.filename != "loading_report.py"
 
 
 def _ensure_pad_token(model, tokenizer, name: str) -> None:
