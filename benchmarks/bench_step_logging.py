@@ -63,7 +63,7 @@ def main() -> None:
         experiment_id = mlflow.MlflowClient().create_experiment("bench-step-logging")
         mlflow.set_experiment(experiment_id=experiment_id)
         started = time.perf_counter()
-        result = run_main(DataConfig(), TrainConfig(epochs=args.epochs), ExplainConfig(), explain_every=1)
+        result = run_main(DataConfig(), TrainConfig(epochs=args.epochs, explain_every=1), ExplainConfig())
         print(f"main job with explain_every=1, {args.epochs:g} epochs: {time.perf_counter() - started:.1f} s")
 
         steps = log_seconds(result.run_id)

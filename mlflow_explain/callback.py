@@ -135,15 +135,11 @@ class ExplainCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
-        import mlflow
+        from mlflow_explain import tracking
 
         try:
-            active = mlflow.active_run()
-            if active is None:
-                active = mlflow.start_run()
-                self._own_run = True
-            self.run_id = active.info.run_id
-            mlflow.MlflowClient().set_tag(self.run_id, artifacts.SAMPLE_HASH_TAG, sample_hash(self.probe))
+            self.run_id, self._own_run = tracking.active_or_new_run()
+            tracking.tag_run(self.run_id, {artifacts.SAMPLE_HASH_TAG: sample_hash(self.probe)})
         except Exception as err:  # training must go on without explanations (see module docstring)
             self._warn("could not reach MLflow at the start of training", err)
             return
@@ -172,9 +168,9 @@ class ExplainCallback(TrainerCallback):
             self._log_history()
             self._log_final_pages(args, *self._last)
         if self._own_run:
-            import mlflow
+            from mlflow_explain import tracking
 
-            mlflow.end_run()
+            tracking.end_active_run()
 
     # --- work ------------------------------------------------------------------------------------
 
@@ -201,7 +197,7 @@ class ExplainCallback(TrainerCallback):
         self._explanations += 1
         images = bool(self.images_every) and (self._explanations - 1) % self.images_every == 0
         try:
-            from mlflow_explain.tracking import retry_budget
+            from mlflow_explain.tracking import log_run_metrics, retry_budget
 
             started = time.perf_counter()
             with retry_budget():  # a dead server costs seconds per step, not minutes
@@ -209,7 +205,7 @@ class ExplainCallback(TrainerCallback):
                 if images:
                     self._log_images(step, explanations)
                 # What logging this step cost (files, metrics, images): flat over the steps by design.
-                self._client().log_metric(self.run_id, "probe_log_seconds", time.perf_counter() - started, step=step)
+                log_run_metrics(self._run(), {"probe_log_seconds": time.perf_counter() - started}, step=step)
         except Exception as err:  # tracking store down, ...: keep the explanations locally
             folder = self._keep_locally(args, explanations, f"step-{step:06d}")
             self._warn(f"could not log the explanations of step {step}; they are kept in {folder}", err)
@@ -220,67 +216,65 @@ class ExplainCallback(TrainerCallback):
     ) -> None:
         import tempfile
 
-        from mlflow.entities import Metric
+        from mlflow_explain.tracking import log_run_files, log_run_metrics, write_step_tables
 
-        from mlflow_explain.tracking import write_step_tables
-
-        client = self._client()
         with tempfile.TemporaryDirectory(prefix="mlflow-explain-step-") as folder:
             written, sentences = write_step_tables(explanations, folder, step=step, epoch=epoch, quality=qualities)
             destination = f"{artifacts.STEPS_DIR}/{artifacts.STEP_FOLDER.format(step=step)}"
-            for path in written:
-                client.log_artifact(self.run_id, str(path), destination)
+            log_run_files(self._run(), written, destination)
         self._history.append(sentences)
         values = {f"probe_{k}": v for k, v in summary_metrics(explanations).items()}
         values["probe_explain_seconds"] = seconds
         values |= {f"probe_{k}": v for k, v in quality_metrics(qualities or []).items()}
-        now = int(time.time() * 1000)
-        client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()])
+        log_run_metrics(self.run_id, values, step=step)
 
     def _log_images(self, step: int, explanations: list[Explanation]) -> None:
         from mlflow_explain.render import token_strip
+        from mlflow_explain.tracking import log_run_images
 
-        client = self._client()
+        images = {}
         for explanation in explanations:
             if not explanation.attributions:
                 continue
             key = sentence_key(explanation.text)
             name = artifacts.IMAGE_KEY_TRAINING_SENTENCE.format(sentence_id=explanation.sentence_id, key=key)
-            client.log_image(self.run_id, token_strip(explanation, key=key), key=name, step=step)
+            images[name] = token_strip(explanation, key=key)
+        log_run_images(self._run(), images, step=step)
         self._images_step = step
 
     def _log_history(self) -> None:
         """At the end of training: every step's per-sentence rows as one table, and the probe's cards in the view."""
         import pandas as pd
 
-        from mlflow_explain.tracking import sentence_image_keys, share_explanation_view
+        from mlflow_explain.tracking import (
+            log_run_table,
+            run_experiment_id,
+            sentence_image_keys,
+            share_explanation_view,
+        )
 
         if not self._history:
             return
         try:
             history = pd.concat(self._history, ignore_index=True)
             with _no_artifact_progress_bars():
-                self._client().log_table(self.run_id, history, f"{artifacts.TRAINING_DIR}/{artifacts.SENTENCES_FILE}")
+                log_run_table(self._run(), history, f"{artifacts.TRAINING_DIR}/{artifacts.SENTENCES_FILE}")
             if self.images_every and self._last is not None:
-                experiment_id = self._client().get_run(self.run_id).info.experiment_id
+                experiment_id = run_experiment_id(self.run_id)
                 keys = sentence_image_keys(self._last[1], artifacts.IMAGE_KEY_TRAINING_SENTENCE)
                 self.view_url = share_explanation_view(experiment_id, keys)
         except Exception as err:  # see _explain_and_log; the per-step files hold the same rows
             self._warn("could not log the per-sentence history table", err)
 
-    def _client(self):
-        import mlflow
-
+    def _run(self) -> str:
         if self.run_id is None:
             raise RuntimeError("no MLflow run to log into (MLflow was unreachable when training started)")
-        return mlflow.MlflowClient()
+        return self.run_id
 
     def _log_final_pages(self, args, step: int, explanations: list[Explanation]) -> None:
         import tempfile
 
-        import mlflow
-
-        from mlflow_explain.tracking import write_explanations
+        from mlflow_explain.tracking import log_run_files, write_explanations
 
         with tempfile.TemporaryDirectory(prefix="mlflow-explain-final-") as folder:
             try:
@@ -291,15 +285,14 @@ class ExplainCallback(TrainerCallback):
                     subtitle=f"step {step} · method {self.config.method} · n_steps {self.config.n_steps}",
                     top_k=self.config.top_k,
                 )
-                client = mlflow.MlflowClient()
-                for name in (
+                pages = (
                     artifacts.HTML_FILE,
                     artifacts.WORDS_HTML_FILE,
                     f"{artifacts.PLOTS_DIR}/{artifacts.SUMMARY_PLOT}",
-                ):
-                    client.log_artifact(self.run_id, str(written[name]), artifacts.TRAINING_DIR)
-                for name in artifacts.ROOT_FILES:  # the compare page shows the root
-                    client.log_artifact(self.run_id, str(written[name]))
+                )
+                log_run_files(self._run(), [written[name] for name in pages], artifacts.TRAINING_DIR)
+                # The compare page shows the root.
+                log_run_files(self.run_id, [written[name] for name in artifacts.ROOT_FILES])
             except Exception as err:  # see _explain_and_log
                 kept = self._keep_locally(args, explanations, f"final-step-{step:06d}")
                 self._warn(f"could not log the final explanation pages; they are kept in {kept}", err)

@@ -22,21 +22,22 @@ from mlflow_explain.errors import MlflowExplainError
 __all__ = ["cli"]
 
 
-class _Epochs(click.ParamType):
-    """A positive number of epochs, or ``auto`` for the model-dependent default."""
+class _AutoPositive(click.ParamType):
+    """A positive number, or ``auto`` (or nothing) for the model-dependent default."""
 
-    name = "epochs"
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def convert(self, value, param, ctx):
         if value is None or (isinstance(value, str) and value.strip().lower() in ("auto", "")):
             return None
         try:
-            epochs = float(value)
+            number = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
-        if epochs <= 0:
-            self.fail(f"epochs must be positive, got {value}", param, ctx)
-        return epochs
+        if number <= 0:
+            self.fail(f"{self.name} must be positive, got {value}", param, ctx)
+        return number
 
 
 def _optional_float(value: str | float | None, option: str) -> float | None:
@@ -233,11 +234,17 @@ cli.command_class = _Command
     "--epochs",
     default="auto",
     show_default=True,
-    type=_Epochs(),
+    type=_AutoPositive("epochs"),
     help="Training epochs; 'auto' is 30 for the embedded model, 3 otherwise.",
 )
 @click.option("--batch-size", default=16, show_default=True, type=int)
-@click.option("--learning-rate", default=None, type=float, help="Default: 1e-3 embedded, 3e-5 otherwise.")
+@click.option(
+    "--learning-rate",
+    default="auto",
+    show_default=True,
+    type=_AutoPositive("learning_rate"),
+    help="Peak learning rate; 'auto' is 1e-3 for the embedded model, 3e-5 otherwise.",
+)
 @click.option("--max-length", default=128, show_default=True, type=int, help="Longest input in tokens.")
 @click.option(
     "--explain-every",
@@ -264,11 +271,12 @@ def main(**options) -> None:
                 learning_rate=options["learning_rate"],
                 max_length=options["max_length"],
                 seed=options["seed"],
+                explain_every=options["explain_every"],
             ),
             _explain_config(options),
         )
 
-    result = _run(lambda: run_main(*build(), explain_every=options["explain_every"]))
+    result = _run(lambda: run_main(*build()))
     click.echo(f"run {result.run_id}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items())))
     click.echo(f"model: {result.model_uri}")
     click.echo(f"explainer: {result.explainer_uri}")

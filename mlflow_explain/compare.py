@@ -383,6 +383,31 @@ def _compare(
     if top_k < 1:
         raise ConfigError(f"top_k must be at least 1; got {top_k}")
     read = [_read_sentences(version, table) for version, table in zip(versions, tables, strict=True)]
+    keys = _shared_keys(versions, read)
+    pairs = [(REFERENCE, 0, i) for i in range(1, len(versions))]
+    if consecutive:
+        pairs += [(PREVIOUS, i - 1, i) for i in range(2, len(versions))]
+    sentence_rows, unit_rows, agreement_rows = [], [], []
+    for number, key in enumerate(keys):
+        rows = _sentence_rows(number, [sentences[key] for sentences in read], versions, pairs, top_k)
+        sentence_rows += rows[0]
+        unit_rows += rows[1]
+        agreement_rows += rows[2]
+    agreement = pd.DataFrame(agreement_rows, columns=list(AGREEMENT_COLUMNS))
+    return Comparison(
+        kind=kind,
+        versions=tuple(versions),
+        sentences=pd.DataFrame(sentence_rows, columns=list(SENTENCE_COLUMNS)),
+        units=pd.DataFrame(unit_rows, columns=list(UNIT_COLUMNS)),
+        agreement=agreement,
+        summary=_summary(agreement, versions, pairs),
+        top_k=top_k,
+        forced=forced,
+    )
+
+
+def _shared_keys(versions: Sequence[Version], read: Sequence[dict]) -> list:
+    """The sentences every version explained, in the reference's order; warns when some are left out."""
     keys = [key for key in read[0] if all(key in sentences for sentences in read[1:])]
     if not keys:
         raise ComparisonError(
@@ -395,57 +420,60 @@ def _compare(
             len(keys),
             ", ".join(f"{v.name} has {len(s)}" for v, s in zip(versions, read, strict=True)),
         )
-    pairs = [(REFERENCE, 0, i) for i in range(1, len(versions))]
-    if consecutive:
-        pairs += [(PREVIOUS, i - 1, i) for i in range(2, len(versions))]
+    return keys
 
-    sentence_rows, unit_rows, agreement_rows = [], [], []
-    for number, key in enumerate(keys):
-        found = [sentences[key] for sentences in read]
-        labels, basis = _compared_labels(found)
-        level, units = _line_up([s.labels[label] for s, label in zip(found, labels, strict=True)])
-        for index, (sentence, label) in enumerate(zip(found, labels, strict=True)):
-            sentence_rows.append(
-                {
-                    "sentence": number,
-                    "version": index,
-                    **{f: getattr(sentence, f) for f in _Sentence._fields if f != "labels"},
-                    "compared_label": label,
-                    "label_basis": basis,
-                    "level": level,
-                }
-            )
-            unit_rows += [
-                {"sentence": number, "version": index, "unit": u, "text": text, "score": score}
-                for u, (text, score) in enumerate(units[index])
-            ]
-        for relation, a, b in pairs:
-            agreement_rows.append(
-                {
-                    "sentence": number,
-                    "sentence_id": found[0].sentence_id,
-                    "text": found[0].text,
-                    "relation": relation,
-                    "version_a": a,
-                    "version_b": b,
-                    "name_a": versions[a].name,
-                    "name_b": versions[b].name,
-                    "level": level,
-                    "label_basis": basis,
-                    "label_a": labels[a],
-                    "label_b": labels[b],
-                    "predicted_a": found[a].predicted_label,
-                    "predicted_b": found[b].predicted_label,
-                    "prediction_changed": found[a].predicted_label != found[b].predicted_label,
-                    "probability_a": found[a].predicted_probability,
-                    "probability_b": found[b].predicted_probability,
-                    "probability_change": found[b].predicted_probability - found[a].predicted_probability,
-                    **_agreement(units[a], units[b], level, top_k),
-                }
-            )
 
-    agreement = pd.DataFrame(agreement_rows, columns=list(AGREEMENT_COLUMNS))
-    summary = pd.DataFrame(
+def _sentence_rows(number: int, found: Sequence, versions: Sequence[Version], pairs: Sequence, top_k: int):
+    """One sentence in every version: its sentence rows, lined-up unit rows and agreement rows per pair."""
+    labels, basis = _compared_labels(found)
+    level, units = _line_up([s.labels[label] for s, label in zip(found, labels, strict=True)])
+    sentence_rows, unit_rows = [], []
+    for index, (sentence, label) in enumerate(zip(found, labels, strict=True)):
+        fields = {f: getattr(sentence, f) for f in _Sentence._fields if f != "labels"}
+        sentence_rows.append(
+            {
+                "sentence": number,
+                "version": index,
+                **fields,
+                "compared_label": label,
+                "label_basis": basis,
+                "level": level,
+            }
+        )
+        unit_rows += [
+            {"sentence": number, "version": index, "unit": u, "text": text, "score": score}
+            for u, (text, score) in enumerate(units[index])
+        ]
+    agreement_rows = [
+        {
+            "sentence": number,
+            "sentence_id": found[0].sentence_id,
+            "text": found[0].text,
+            "relation": relation,
+            "version_a": a,
+            "version_b": b,
+            "name_a": versions[a].name,
+            "name_b": versions[b].name,
+            "level": level,
+            "label_basis": basis,
+            "label_a": labels[a],
+            "label_b": labels[b],
+            "predicted_a": found[a].predicted_label,
+            "predicted_b": found[b].predicted_label,
+            "prediction_changed": found[a].predicted_label != found[b].predicted_label,
+            "probability_a": found[a].predicted_probability,
+            "probability_b": found[b].predicted_probability,
+            "probability_change": found[b].predicted_probability - found[a].predicted_probability,
+            **_agreement(units[a], units[b], level, top_k),
+        }
+        for relation, a, b in pairs
+    ]
+    return sentence_rows, unit_rows, agreement_rows
+
+
+def _summary(agreement: pd.DataFrame, versions: Sequence[Version], pairs: Sequence) -> pd.DataFrame:
+    """One row of figures per compared pair of versions."""
+    return pd.DataFrame(
         [
             {
                 "relation": relation,
@@ -458,16 +486,6 @@ def _compare(
             for relation, a, b in pairs
         ],
         columns=list(SUMMARY_COLUMNS),
-    )
-    return Comparison(
-        kind=kind,
-        versions=tuple(versions),
-        sentences=pd.DataFrame(sentence_rows, columns=list(SENTENCE_COLUMNS)),
-        units=pd.DataFrame(unit_rows, columns=list(UNIT_COLUMNS)),
-        agreement=agreement,
-        summary=summary,
-        top_k=top_k,
-        forced=forced,
     )
 
 

@@ -5,7 +5,7 @@ The CLI options and MLproject parameters map one to one onto these fields.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from mlflow_explain.encoding import AUTO, check_encoding
 from mlflow_explain.errors import ConfigError
@@ -24,6 +24,7 @@ __all__ = [
     "ExplainConfig",
     "TrainConfig",
     "check_seed",
+    "config_params",
 ]
 
 EMBEDDED_DATA = "embedded"
@@ -115,14 +116,17 @@ class TrainConfig:
         learning_rate: Peak learning rate; ``None`` picks 1e-3 for the embedded model and 3e-5 otherwise.
         max_length: Longest input in tokens; longer texts are truncated. Defaults to 128.
         seed: Seed for weight initialisation and data order. Defaults to 42.
+        explain_every: Also explain the sample during training, on every n-th evaluation (one per
+            epoch), with :class:`~mlflow_explain.callback.ExplainCallback`; 0 turns it off. Defaults to 0.
     """
 
     model: str = DEFAULT_MODEL
-    epochs: float | None = None
+    epochs: float | None = field(default=None, metadata={"param": "resolved_epochs"})
     batch_size: int = 16
-    learning_rate: float | None = None
+    learning_rate: float | None = field(default=None, metadata={"param": "resolved_learning_rate"})
     max_length: int = 128
     seed: int = 42
+    explain_every: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.epochs <= 0:
@@ -134,6 +138,8 @@ class TrainConfig:
         if self.max_length < 8:
             raise ConfigError(f"max_length must be at least 8 tokens, got {self.max_length}.")
         check_seed("seed", self.seed)
+        if self.explain_every < 0:
+            raise ConfigError(f"explain_every must be 0 (off) or a number of evaluations, got {self.explain_every}.")
 
     @property
     def is_embedded(self) -> bool:
@@ -203,7 +209,7 @@ class ExplainConfig:
     n_samples: int = 25
     quality: bool = True
     randomization: bool = False
-    tolerance: float | None = 0.01
+    tolerance: float | None = field(default=0.01, metadata={"none": "none"})
     max_steps: int = 512
 
     def __post_init__(self) -> None:
@@ -255,3 +261,33 @@ def check_seed(name: str, seed: int) -> None:
     """
     if not 0 <= seed <= MAX_SEED:
         raise ConfigError(f"{name} must be between 0 and {MAX_SEED}, got {seed}.")
+
+
+def config_params(*configs: DataConfig | TrainConfig | ExplainConfig) -> dict[str, object]:
+    """The run params of settings objects: one per field, named as the field, in field order.
+
+    Booleans are ``true`` / ``false`` (as ``mlflow run`` logs the MLproject parameters), ``None`` is an
+    empty string (or the field's own word for it, ``none`` for ``tolerance``), and a field with a
+    model-dependent default (``epochs``, ``learning_rate``) is logged with the value used. A field that
+    two configs share (``sample_seed``) is logged once.
+
+    Args:
+        configs: The settings.
+
+    Returns:
+        Param name to value.
+
+    Example:
+        >>> config_params(TrainConfig())["epochs"], config_params(ExplainConfig())["tolerance"]
+        (30.0, 0.01)
+    """
+    params: dict[str, object] = {}
+    for config in configs:
+        for spec in fields(config):
+            value = getattr(config, spec.metadata.get("param", spec.name))
+            if isinstance(value, bool):
+                value = str(value).lower()
+            elif value is None:
+                value = spec.metadata.get("none", "")
+            params.setdefault(spec.name, value)
+    return params

@@ -11,16 +11,14 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow_explain import artifacts, tracking
 from mlflow_explain.attribution import get_attribution_method
-from mlflow_explain.config import DataConfig, ExplainConfig, TrainConfig
+from mlflow_explain.config import DataConfig, ExplainConfig, TrainConfig, config_params
 from mlflow_explain.data import TextDataset, load_dataset
-from mlflow_explain.errors import MlflowExplainError, TrackingError
+from mlflow_explain.errors import TrackingError
 from mlflow_explain.explainer import explain_examples
 from mlflow_explain.modeling import (
     align_labels,
@@ -59,7 +57,7 @@ class JobResult:
     view_url: str | None = None
 
 
-def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig, explain_every: int = 0) -> JobResult:
+def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig) -> JobResult:
     """Train (or fine-tune) the classifier, then explain a fixed sample; log all of it.
 
     The explanations are computed before anything else is logged after training, and written to
@@ -70,9 +68,6 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig,
         data: Which data set to use.
         training: Which model and how to train it.
         explaining: How to explain.
-        explain_every: Also explain the same sample during training, on every n-th evaluation
-            (one per epoch), with :class:`~mlflow_explain.callback.ExplainCallback`; 0 turns it
-            off. Defaults to 0.
 
     Returns:
         The run ID, metrics and logged model URI.
@@ -83,30 +78,19 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig,
     _check_settings(explaining)
     tracking.check_tracking_store()
     dataset = load_dataset(data)
-    with _run() as run, tempfile.TemporaryDirectory(prefix="mlflow-explain-train-") as workdir:
+    with tracking.job_run() as run, tempfile.TemporaryDirectory(prefix="mlflow-explain-train-") as workdir:
         with tracking.tracking_errors():
-            _log_params(data, explaining, dataset)
-            _log_new_params(
-                {
-                    "model": training.model,
-                    "epochs": training.resolved_epochs,
-                    "learning_rate": training.resolved_learning_rate,
-                    "batch_size": training.batch_size,
-                    "max_length": training.max_length,
-                    "seed": training.seed,
-                    "explain_every": explain_every,
-                }
-            )
+            _log_params(dataset, data, training, explaining)
         if training.is_embedded:
             model, tokenizer = build_embedded_model(dataset, training, workdir)
         else:
             model, tokenizer = load_pretrained(training.model, dataset.labels)
         _log_tokenizer(tokenizer)
         callbacks = []
-        if explain_every > 0:
+        if training.explain_every > 0:
             from mlflow_explain.callback import ExplainCallback
 
-            callbacks.append(ExplainCallback(tokenizer, dataset, explaining, every=explain_every))
+            callbacks.append(ExplainCallback(tokenizer, dataset, explaining, every=training.explain_every))
         result = train(model, tokenizer, dataset, training, Path(workdir) / "trainer", callbacks=callbacks)
         try:
             return _explain_and_log_trained(model, tokenizer, result, data, training, explaining, dataset, run)
@@ -116,15 +100,13 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig,
 
 def _explain_and_log_trained(model, tokenizer, result, data, training, explaining, dataset, run) -> JobResult:
     """The part of ``main`` after training: explain (into a local folder first), then log everything."""
-    import mlflow
-
     metrics = {f"eval_{k}": v for k, v in result.metrics.items()}
     metrics["train_seconds"] = result.train_seconds
     logger.info("evaluation: accuracy %.3f, macro-F1 %.3f", metrics["eval_accuracy"], metrics["eval_macro_f1"])
     explained = _explain(model, tokenizer, dataset, explaining, training.max_length, run)
     with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
         tracking.log_training_history(result.history)
-        mlflow.log_metrics(metrics)
+        tracking.log_metrics(metrics)
         card = embedded_model_card(dataset, training, result.metrics) if training.is_embedded else None
         model_uri = tracking.log_model(model, tokenizer, model_card=card)
         explainer_uri = _log_explainer(model, tokenizer, data, explaining, training.max_length, explained)
@@ -172,15 +154,12 @@ def run_explain(
     Raises:
         MlflowExplainError: On bad data, a model that does not fit the data, or tracking errors.
     """
-    import mlflow
-
     _check_settings(explaining)
     tracking.check_tracking_store()
     dataset = load_dataset(data)
-    with _run() as run:
+    with tracking.job_run() as run:
         with tracking.tracking_errors():
-            _log_params(data, explaining, dataset)
-            _log_new_params({"model": model})
+            _log_params(dataset, data, explaining, model=model, max_length=max_length or "")
         if tracking.is_mlflow_uri(model):
             classifier, tokenizer = tracking.load_logged_model(model)
         else:
@@ -191,7 +170,7 @@ def run_explain(
         metrics = {f"eval_{k}": v for k, v in evaluate(classifier, tokenizer, dataset, limit).items()}
         explained = _explain(classifier, tokenizer, dataset, explaining, max_length, run)
         with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
-            mlflow.log_metrics(metrics)
+            tracking.log_metrics(metrics)
             explainer_uri = None
             if log_explainer:
                 explainer_uri = _log_explainer(classifier, tokenizer, data, explaining, max_length, explained)
@@ -257,7 +236,7 @@ def _log_explainer(model, tokenizer, data: DataConfig, explaining: ExplainConfig
         text_column=data.text_column,
         label_column=data.label_column,
         max_length=max_length,
-        n_steps=explaining.n_steps,
+        config=explaining,
         example_texts=[explained.sample[0].text],
     )
 
@@ -286,7 +265,7 @@ def _log_tokenizer(tokenizer) -> None:
     from mlflow_explain.tokenization import tokenizer_dictionary
 
     with tracking.tracking_errors():
-        _log_new_params({"tokenizer_dictionary": tokenizer_dictionary(tokenizer) or "none"})
+        tracking.log_new_params({"tokenizer_dictionary": tokenizer_dictionary(tokenizer) or "none"})
 
 
 def _image_keys(explained: _Explained) -> list[str]:
@@ -295,11 +274,9 @@ def _image_keys(explained: _Explained) -> list[str]:
 
 
 def _log_explained(explained: _Explained, explaining: ExplainConfig) -> dict[str, float]:
-    import mlflow
-
     n = len(explained.sample)
     with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
-        mlflow.set_tags(
+        tracking.set_tags(
             {artifacts.SAMPLE_HASH_TAG: sample_hash(explained.sample), artifacts.METHOD_TAG: explaining.method}
         )
     metrics = tracking.log_written_explanations(
@@ -317,96 +294,16 @@ def _log_explained(explained: _Explained, explaining: ExplainConfig) -> dict[str
     return metrics
 
 
-@contextmanager
-def _run() -> Iterator:
-    """Start (or resume, under ``mlflow run``) a run; end it FINISHED, or FAILED on any error.
-
-    Tracking calls retry within :func:`~mlflow_explain.tracking.retry_budget`. Ending a run against
-    a tracking store that has gone away must not hide the error that stopped the job: the run is
-    marked FAILED with one quick try, and when that fails too the error says so (the run then shows
-    as RUNNING until someone ends it).
-    """
-    import mlflow
-
-    with tracking.retry_budget():
-        with tracking.tracking_errors("cannot start an MLflow run; check MLFLOW_TRACKING_URI"):
-            run = mlflow.start_run()
-        try:
-            yield run
-        except BaseException as err:
-            unmarked = _end_failed(run)
-            if unmarked and isinstance(err, MlflowExplainError):
-                raise type(err)(f"{err} {unmarked}") from err
-            raise
-        with tracking.tracking_errors(f"could not mark run {run.info.run_id} as FINISHED"):
-            mlflow.end_run()
-
-
-def _end_failed(run) -> str | None:
-    """Mark the active run FAILED with one quick try; returns what to tell the user when that failed."""
-    import mlflow
-
-    try:
-        with tracking.retry_budget(retries=0, timeout=10, force=True):
-            mlflow.end_run(status="FAILED")
-    except Exception as err:  # the store is gone: the original error matters more
-        # end_run pops the run before it calls the store, so no run is left active.
-        logger.warning("could not mark run %s as FAILED: %s", run.info.run_id, err)
-        return (
-            f"Run {run.info.run_id} could not be marked FAILED ({type(err).__name__}) and shows as RUNNING; "
-            f"end it with MlflowClient().set_terminated({run.info.run_id!r}, 'FAILED') once the store is back."
-        )
-    return None
-
-
-def _log_params(data: DataConfig, explaining: ExplainConfig, dataset: TextDataset) -> None:
-    _log_new_params(
+def _log_params(dataset: TextDataset, *configs, **extra) -> None:
+    """Log every field of the settings (:func:`~mlflow_explain.config.config_params`), what the data turned out to
+    be (sizes, labels, the encoding read) and ``extra``."""
+    tracking.log_new_params(
         {
-            "data": data.data,
-            "text_column": data.text_column,
-            "label_column": data.label_column,
-            "eval_data": data.eval_data or "",
-            "text_field": data.text_field,
-            "encoding": dataset.encoding,  # `auto` resolved: under `mlflow run` it is logged as encoding_resolved
+            **config_params(*configs),
+            "encoding": dataset.encoding,
             "n_train": len(dataset.train),
             "n_eval": len(dataset.eval),
             "labels": ",".join(dataset.labels),
-            "n_explain": explaining.n_explain,
-            "n_steps": explaining.n_steps,
-            "method": explaining.method,
-            "target": explaining.target,
-            "internal_batch_size": explaining.internal_batch_size or "",
-            "sample_seed": explaining.sample_seed,
-            "tolerance": "none" if explaining.tolerance is None else explaining.tolerance,
-            "max_steps": explaining.max_steps,
-            "quality": str(explaining.quality).lower(),  # as `mlflow run` logs the MLproject parameter
-            "randomization": str(explaining.randomization).lower(),
+            **extra,
         }
     )
-
-
-def _log_new_params(params: dict) -> None:
-    """Log params not yet in the run (``mlflow run`` logs its entry point's parameters itself).
-
-    A parameter that the run already holds with another value (``epochs=auto``) is logged
-    again as ``<name>_resolved`` with the value actually used.
-    """
-    import mlflow
-
-    run = mlflow.active_run()
-    existing = mlflow.MlflowClient().get_run(run.info.run_id).data.params
-    new = {}
-    for key, value in params.items():
-        if key not in existing:
-            new[key] = value
-        elif existing[key] != str(value) and not _same_number(existing[key], value):
-            new[f"{key}_resolved"] = value  # e.g. epochs "auto" given, 30.0 used
-    if new:
-        mlflow.log_params(new)
-
-
-def _same_number(text: str, value) -> bool:
-    try:
-        return float(text) == float(value)
-    except (TypeError, ValueError):
-        return False

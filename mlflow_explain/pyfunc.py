@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import mlflow.pyfunc
@@ -129,6 +130,9 @@ class ExplainerModel(mlflow.pyfunc.PythonModel):
         time_budget: Default of the ``time_budget`` param: seconds after which a call stops with an
             error, more than 0 and at most :data:`MAX_TIME_BUDGET`. Defaults to
             :data:`DEFAULT_TIME_BUDGET`.
+        config: The explanation settings that the params do not cover (``integration``,
+            ``tolerance``, ``max_steps``, ``n_samples``, ``internal_batch_size``), as the run that
+            logged the explainer used them. Defaults to :class:`ExplainConfig`'s defaults.
 
     Raises:
         ConfigError: If a default is out of range or names an unknown method or level.
@@ -149,6 +153,7 @@ class ExplainerModel(mlflow.pyfunc.PythonModel):
         target: str = "predicted",
         level: str = "token",
         time_budget: float = DEFAULT_TIME_BUDGET,
+        config: ExplainConfig | None = None,
     ) -> None:
         if label_column == text_column:
             raise ConfigError(f"the text and label columns must differ; both are {text_column!r}.")
@@ -162,7 +167,8 @@ class ExplainerModel(mlflow.pyfunc.PythonModel):
             "level": level,
             "time_budget": _time_budget(time_budget),
         }
-        _explain_settings(self.defaults, labels=None)
+        self.config = config or ExplainConfig()
+        _explain_settings(self.defaults, labels=None, base=self.config)
         self._model = None
         self._tokenizer = None
 
@@ -231,6 +237,7 @@ class ExplainerModel(mlflow.pyfunc.PythonModel):
                 text_column=self.text_column,
                 label_column=self.label_column,
                 max_length=self.max_length,
+                base=getattr(self, "config", None),  # explainers logged before it existed have none
             )
         except ConfigError as err:
             raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from err
@@ -256,6 +263,7 @@ def explain_frame(
     text_column: str = "text",
     label_column: str | None = "label",
     max_length: int | None = None,
+    base: ExplainConfig | None = None,
 ) -> pd.DataFrame:
     """Explain each row of a DataFrame in one batched call; the work behind :class:`ExplainerModel`.
 
@@ -270,6 +278,8 @@ def explain_frame(
         text_column: Column holding the text. Defaults to ``"text"``.
         label_column: Column holding the true label, used when present. Defaults to ``"label"``.
         max_length: Longest input in tokens. Defaults to the classifier's maximum.
+        base: The settings the params override (integration rule, tolerance, ...). Defaults to
+            :class:`ExplainConfig`'s defaults.
 
     Returns:
         One row per input row, columns :data:`OUTPUT_COLUMNS`; rows without text get nulls
@@ -288,7 +298,7 @@ def explain_frame(
     if text_column not in frame.columns:
         raise ConfigError(f"the input has no text column {text_column!r}; its columns: {', '.join(map(str, frame))}.")
     labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
-    settings = _explain_settings(params, labels)
+    settings = _explain_settings(params, labels, base=base)
     texts = [None if _missing(t) else str(t) for t in frame[text_column]]
     _check_size(texts)
     if label_column in frame.columns:
@@ -417,8 +427,10 @@ class _Settings(NamedTuple):
     time_budget: float
 
 
-def _explain_settings(params: Mapping[str, Any], labels: Sequence[str] | None) -> _Settings:
-    """Validate the params; a label-name target becomes ``target="true"`` with that label as the true one.
+def _explain_settings(
+    params: Mapping[str, Any], labels: Sequence[str] | None, base: ExplainConfig | None = None
+) -> _Settings:
+    """Validate the params over ``base``; a label-name target becomes ``target="true"`` with that label as the true one.
 
     With ``labels=None`` (no classifier loaded yet) a target that is not a keyword is accepted as a label.
     A missing ``time_budget`` (explainers logged before it existed) is :data:`DEFAULT_TIME_BUDGET`.
@@ -438,7 +450,7 @@ def _explain_settings(params: Mapping[str, Any], labels: Sequence[str] | None) -
                 f"the labels are {', '.join(labels)}."
             )
         target_label, target = target, "true"
-    config = ExplainConfig(method=method, n_steps=int(params["n_steps"]), target=target)
+    config = replace(base or ExplainConfig(), method=method, n_steps=int(params["n_steps"]), target=target)
     return _Settings(config, target_label, level, _time_budget(params.get("time_budget", DEFAULT_TIME_BUDGET)))
 
 

@@ -369,13 +369,13 @@ def run_explain_file(job: FileJob, master: str | None = None, conf: Mapping[str,
     Raises:
         MlflowExplainError: On bad input, model or params, or tracking errors.
     """
-    from mlflow_explain import jobs, tracking
+    from mlflow_explain import tracking
 
     check_output(job)  # before Spark starts: nothing is worked on that cannot be written
     tracking.check_tracking_store()
-    with jobs._run() as run, _session(master, conf) as (spark, start_seconds):
+    with tracking.job_run() as run, _session(master, conf) as (spark, start_seconds):
         with tracking.tracking_errors():
-            jobs._log_new_params(
+            tracking.log_new_params(
                 {"input": job.input, "output": job.output, "model": job.model, "master": spark.conf.get("spark.master")}
             )
         summary = explain_file(spark, job)
@@ -383,7 +383,7 @@ def run_explain_file(job: FileJob, master: str | None = None, conf: Mapping[str,
             columns = {"text_column": summary.text_column, "label_column": summary.label_column or ""}
             if summary.encoding:
                 columns["encoding"] = summary.encoding
-            jobs._log_new_params({**columns, **summary.params})
+            tracking.log_new_params({**columns, **summary.params})
             tracking.log_file_summary({**summary.metrics, "spark_start_seconds": start_seconds}, job.output)
         return run.info.run_id, summary
 

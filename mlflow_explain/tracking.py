@@ -17,23 +17,36 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mlflow_explain import artifacts
-from mlflow_explain.errors import ModelError, TrackingError
+from mlflow_explain.config import ExplainConfig
+from mlflow_explain.errors import MlflowExplainError, ModelError, TrackingError
 from mlflow_explain.explanation import Explanation, summary_metrics
 from mlflow_explain.sampling import sentence_key
 
 __all__ = [
     "PIP_REQUIREMENTS",
+    "active_or_new_run",
     "check_comparison_dir",
     "check_tracking_store",
+    "end_active_run",
     "is_mlflow_uri",
+    "job_run",
     "load_logged_model",
     "log_explanations",
+    "log_metrics",
     "log_model",
+    "log_new_params",
+    "log_run_files",
+    "log_run_images",
+    "log_run_metrics",
+    "log_run_table",
     "log_training_history",
     "log_written_explanations",
     "retry_budget",
+    "run_experiment_id",
     "sentence_image_keys",
+    "set_tags",
     "share_explanation_view",
+    "tag_run",
     "tracking_errors",
     "with_strips",
     "write_explanations",
@@ -565,6 +578,217 @@ def tracking_errors(context: str | None = None) -> Iterator[None]:
         ) from err
 
 
+# --- runs, params, metrics and tags of the jobs ------------------------------------------------
+
+
+@contextmanager
+def job_run() -> Iterator:
+    """Start (or resume, under ``mlflow run``) a job's run; end it FINISHED, or FAILED on any error.
+
+    Tracking calls retry within :func:`retry_budget`. Ending a run against
+    a tracking store that has gone away must not hide the error that stopped the job: the run is
+    marked FAILED with one quick try, and when that fails too the error says so (the run then shows
+    as RUNNING until someone ends it).
+    """
+    import mlflow
+
+    with retry_budget():
+        with tracking_errors("cannot start an MLflow run; check MLFLOW_TRACKING_URI"):
+            run = mlflow.start_run()
+        try:
+            yield run
+        except BaseException as err:
+            unmarked = _end_failed(run)
+            if unmarked and isinstance(err, MlflowExplainError):
+                raise type(err)(f"{err} {unmarked}") from err
+            raise
+        with tracking_errors(f"could not mark run {run.info.run_id} as FINISHED"):
+            mlflow.end_run()
+
+
+def _end_failed(run) -> str | None:
+    """Mark the active run FAILED with one quick try; returns what to tell the user when that failed."""
+    import mlflow
+
+    try:
+        with retry_budget(retries=0, timeout=10, force=True):
+            mlflow.end_run(status="FAILED")
+    except Exception as err:  # the store is gone: the original error matters more
+        # end_run pops the run before it calls the store, so no run is left active.
+        logger.warning("could not mark run %s as FAILED: %s", run.info.run_id, err)
+        return (
+            f"Run {run.info.run_id} could not be marked FAILED ({type(err).__name__}) and shows as RUNNING; "
+            f"end it with MlflowClient().set_terminated({run.info.run_id!r}, 'FAILED') once the store is back."
+        )
+    return None
+
+
+def log_new_params(params: Mapping[str, object]) -> None:
+    """Log params not yet in the active run (``mlflow run`` logs its entry point's parameters itself).
+
+    A parameter that the run already holds with another value (``epochs=auto``) is logged
+    again as ``<name>_resolved`` with the value actually used.
+
+    Args:
+        params: Param name to value.
+    """
+    import mlflow
+
+    run = mlflow.active_run()
+    existing = mlflow.MlflowClient().get_run(run.info.run_id).data.params
+    new = {}
+    for key, value in params.items():
+        if key not in existing:
+            new[key] = value
+        elif existing[key] != str(value) and not _same_number(existing[key], value):
+            new[f"{key}_resolved"] = value  # e.g. epochs "auto" given, 30.0 used
+    if new:
+        mlflow.log_params(new)
+
+
+def _same_number(text: str, value) -> bool:
+    try:
+        return float(text) == float(value)
+    except (TypeError, ValueError):
+        return False
+
+
+def log_metrics(metrics: Mapping[str, float]) -> None:
+    """Log metrics to the active run.
+
+    Args:
+        metrics: Metric name to value.
+    """
+    import mlflow
+
+    mlflow.log_metrics(dict(metrics))
+
+
+def set_tags(tags: Mapping[str, str]) -> None:
+    """Set tags on the active run.
+
+    Args:
+        tags: Tag name to value.
+    """
+    import mlflow
+
+    mlflow.set_tags(dict(tags))
+
+
+# --- writing into a given run (the Trainer callback logs into the run that Trainer reports to) -----
+
+
+def active_or_new_run() -> tuple[str, bool]:
+    """The active run's ID, or a new run's when none is active.
+
+    Returns:
+        ``(run_id, started)``: ``started`` is True when this call started the run (end it with
+        :func:`end_active_run`).
+    """
+    import mlflow
+
+    active = mlflow.active_run()
+    if active is not None:
+        return active.info.run_id, False
+    return mlflow.start_run().info.run_id, True
+
+
+def end_active_run() -> None:
+    """End the active run as FINISHED."""
+    import mlflow
+
+    mlflow.end_run()
+
+
+def tag_run(run_id: str, tags: Mapping[str, str]) -> None:
+    """Set tags on a run.
+
+    Args:
+        run_id: The run.
+        tags: Tag name to value.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+def log_run_metrics(run_id: str, metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Log metrics to a run in one call, at one timestamp.
+
+    Args:
+        run_id: The run.
+        metrics: Metric name to value.
+        step: The training step. Defaults to 0.
+    """
+    import time
+
+    import mlflow
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    entries = [Metric(key, float(value), now, step or 0) for key, value in metrics.items()]
+    mlflow.MlflowClient().log_batch(run_id, metrics=entries)
+
+
+def log_run_files(run_id: str, paths: Sequence[str | Path], artifact_path: str | None = None) -> None:
+    """Log local files into a run's artifacts.
+
+    Args:
+        run_id: The run.
+        paths: The files.
+        artifact_path: Folder in the run; the root by default.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    for path in paths:
+        client.log_artifact(run_id, str(path), artifact_path)
+
+
+def log_run_images(run_id: str, images: Mapping[str, object], step: int) -> None:
+    """Log images into a run's image series (the chart view's image cards).
+
+    Args:
+        run_id: The run.
+        images: Series key to image (PIL image or array).
+        step: The training step.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    for key, image in images.items():
+        client.log_image(run_id, image, key=key, step=step)
+
+
+def log_run_table(run_id: str, frame, artifact_file: str) -> None:
+    """Log a DataFrame as a run's table (``mlflow.load_table`` reads it; the UI's evaluation view shows it).
+
+    Args:
+        run_id: The run.
+        frame: The table.
+        artifact_file: Its path in the run.
+    """
+    import mlflow
+
+    mlflow.MlflowClient().log_table(run_id, frame, artifact_file)
+
+
+def run_experiment_id(run_id: str) -> str:
+    """The experiment a run belongs to.
+
+    Args:
+        run_id: The run.
+
+    Returns:
+        The experiment ID.
+    """
+    import mlflow
+
+    return mlflow.MlflowClient().get_run(run_id).info.experiment_id
+
+
 def _table_json(frame) -> str:
     return json.dumps(
         {
@@ -917,9 +1141,10 @@ def log_explainer_model(
     text_column: str = "text",
     label_column: str | None = "label",
     max_length: int | None = None,
-    n_steps: int = 50,
+    n_steps: int | None = None,
     artifact_path: str = EXPLAINER_ARTIFACT,
     example_texts: Sequence[str] = (),
+    config: ExplainConfig | None = None,
 ) -> str:
     """Log the explainer pyfunc model (:class:`~mlflow_explain.pyfunc.ExplainerModel`) to the active run.
 
@@ -933,10 +1158,13 @@ def log_explainer_model(
         text_column: Input column holding the text. Defaults to ``"text"``.
         label_column: Optional input column holding the true label. Defaults to ``"label"``.
         max_length: Longest input in tokens. Defaults to the classifier's maximum.
-        n_steps: Default of the ``n_steps`` param. Defaults to 50.
+        n_steps: Default of the ``n_steps`` param. Defaults to ``config.n_steps``.
         artifact_path: Model name in the run. Defaults to ``"explainer"``.
         example_texts: Texts logged as the model's input example (shown as a sample request in the
             MLflow UI; MLflow checks that the logged model explains it). Defaults to none.
+        config: The run's explanation settings: the explainer serves its ``method`` and ``n_steps``
+            by default and keeps its integration rule, tolerance, ``max_steps``, ``n_samples`` and
+            ``internal_batch_size``. Defaults to :class:`~mlflow_explain.config.ExplainConfig`'s defaults.
 
     Returns:
         The logged model's URI.
@@ -950,7 +1178,15 @@ def log_explainer_model(
 
     from mlflow_explain.pyfunc import CLASSIFIER_ARTIFACT, ExplainerModel
 
-    explainer = ExplainerModel(text_column, label_column, max_length, n_steps=n_steps)
+    config = config or ExplainConfig()
+    explainer = ExplainerModel(
+        text_column,
+        label_column,
+        max_length,
+        method=config.method,
+        n_steps=config.n_steps if n_steps is None else n_steps,
+        config=config,
+    )
     with tempfile.TemporaryDirectory(prefix="mlflow-explain-explainer-") as folder:
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)

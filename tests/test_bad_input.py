@@ -20,6 +20,8 @@ from mlflow_explain.explainer import explain_examples
 from mlflow_explain.modeling import load_pretrained
 from mlflow_explain.render import render_html
 
+pytestmark = pytest.mark.slow  # real jobs and tracking stores: the full suite, not the fast lane
+
 FAST = ["--n-explain", "3", "--n-steps", "4"]
 HOSTILE_LABELS = ["<img src=x onerror=alert(1)>", "news/sports & more", '日本 ニュース "quoted"']
 

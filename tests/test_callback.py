@@ -21,6 +21,8 @@ from mlflow_explain.modeling import load_pretrained, train
 from mlflow_explain.sampling import sample_examples, sentence_key
 from mlflow_explain.tracking import load_step_table
 
+pytestmark = pytest.mark.slow  # real jobs and tracking stores: the full suite, not the fast lane
+
 ROWS = english_rows(per_label=8)
 DATASET = TextDataset(
     train=tuple(Example(r["text"], r["label"]) for r in ROWS[::2] + ROWS[1::4]),

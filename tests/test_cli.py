@@ -13,6 +13,8 @@ from mlflow import MlflowClient
 from mlflow_explain import artifacts
 from mlflow_explain.cli import cli
 
+pytestmark = pytest.mark.slow  # real jobs and tracking stores: the full suite, not the fast lane
+
 FAST = ["--n-explain", "3", "--n-steps", "4"]
 
 

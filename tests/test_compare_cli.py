@@ -13,6 +13,8 @@ from mlflow_explain.cli import cli
 from mlflow_explain.explanation import TABLE_COLUMNS
 from mlflow_explain.tracking import log_explanations, write_step_tables
 
+pytestmark = pytest.mark.slow  # real jobs and tracking stores: the full suite, not the fast lane
+
 TOKENS = ["日本", "代表", "が", "勝利"]
 TABLE_PATH = f"{artifacts.ARTIFACT_DIR}/{artifacts.TABLE_FILE}"
 STEP_TABLE_PATH = artifacts.LEGACY_STEP_TABLE

@@ -21,6 +21,8 @@ from mlflow import MlflowClient
 from mlflow_explain import jobs
 from mlflow_explain.cli import cli
 
+pytestmark = pytest.mark.slow  # real jobs and tracking stores: the full suite, not the fast lane
+
 FAST = ["--n-explain", "2", "--n-steps", "4", "--epochs", "1"]
 PROGRESS = re.compile(r"\d+%\|")
 """A progress bar's line (transformers' "Loading weights" bar goes to stderr): not an answer."""

@@ -77,13 +77,27 @@ def get_attribution_method(name: str) -> AttributionMethod:
     return factory()
 
 
-def _register_builtins() -> None:
-    from mlflow_explain.attribution.gradients import InputXGradient, LayerIG, LayerIGParity, Saliency
-    from mlflow_explain.attribution.interpret import InterpretLIG
-    from mlflow_explain.attribution.perturbation import Occlusion, ShapleySampling
+BUILTIN_METHODS = {
+    "lig": ("gradients", "LayerIG"),
+    "lig-parity": ("gradients", "LayerIGParity"),
+    "saliency": ("gradients", "Saliency"),
+    "input-x-gradient": ("gradients", "InputXGradient"),
+    "occlusion": ("perturbation", "Occlusion"),
+    "shapley-sampling": ("perturbation", "ShapleySampling"),
+    "interpret-lig": ("interpret", "InterpretLIG"),
+}
+"""The built-in backends: name -> (module of this package, class). They are imported when first built,
+so listing the names (``mlflow-explain --help``) does not load torch."""
 
-    for backend in (LayerIG, LayerIGParity, Saliency, InputXGradient, Occlusion, ShapleySampling, InterpretLIG):
-        register_attribution_method(backend.name, backend)
+
+def _builtin(module: str, cls: str) -> Callable[[], AttributionMethod]:
+    def build() -> AttributionMethod:
+        from importlib import import_module
+
+        return getattr(import_module(f"{__name__}.{module}"), cls)()
+
+    return build
 
 
-_register_builtins()
+for _name, (_module, _cls) in BUILTIN_METHODS.items():
+    register_attribution_method(_name, _builtin(_module, _cls))

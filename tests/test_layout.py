@@ -1,0 +1,60 @@
+"""The package's layering: only the tracking layer writes to MLflow."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "mlflow_explain"
+
+WRITERS = {
+    "start_run",
+    "end_run",
+    "log_artifact",
+    "log_artifacts",
+    "log_batch",
+    "log_dict",
+    "log_figure",
+    "log_image",
+    "log_input",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "log_table",
+    "log_text",
+    "set_experiment_tag",
+    "set_tag",
+    "set_tags",
+    "set_terminated",
+    "update_run",
+}
+"""MLflow calls that write to a tracking store (fluent ``mlflow.*`` and ``MlflowClient`` methods alike)."""
+
+TRACKING_LAYER = {"tracking.py"}
+
+
+def mlflow_writes(path: Path) -> list[str]:
+    """``file:line name`` of every call of a writer name in a module (attribute calls such as ``client.log_metric``)."""
+    tree = ast.parse(path.read_text("utf-8"))
+    return [
+        f"{path.relative_to(PACKAGE)}:{node.lineno} {node.func.attr}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in WRITERS
+        and not (isinstance(node.func.value, ast.Name) and node.func.value.id == "tracking")  # the layer's own API
+    ]
+
+
+def test_only_the_tracking_layer_writes_to_mlflow():
+    modules = sorted(p for p in PACKAGE.rglob("*.py") if p.name not in TRACKING_LAYER)
+    assert len(modules) > 20
+    found = [call for module in modules for call in mlflow_writes(module)]
+    assert found == []
+
+
+def test_the_scan_sees_the_tracking_layers_own_writes():
+    calls = mlflow_writes(PACKAGE / "tracking.py")
+    assert any(call.endswith(" log_metrics") for call in calls) and any(call.endswith(" start_run") for call in calls)
