@@ -14,6 +14,7 @@ __all__ = [
     "ExplanationError",
     "MlflowExplainError",
     "ModelError",
+    "TimeBudgetExceeded",
     "TrackingError",
 ]
 
@@ -44,3 +45,18 @@ class TrackingError(MlflowExplainError):
 
 class ComparisonError(MlflowExplainError):
     """Explanations cannot be compared: unknown run, missing attribution table, different samples, ..."""
+
+
+class TimeBudgetExceeded(ExplanationError):
+    """The work of a call ran past its :func:`mlflow_explain.attribution.time_budget`; nothing of it is returned.
+
+    Args:
+        seconds: The budget that ran out.
+    """
+
+    def __init__(self, seconds: float):
+        super().__init__(
+            f"the explanation ran past its time budget of {seconds:g} s; explain fewer texts or use fewer steps "
+            "per call, or give it a larger budget."
+        )
+        self.seconds = seconds

@@ -8,8 +8,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from mlflow_explain.attribution import EncodedText, RawAttribution, get_attribution_method
-from mlflow_explain.attribution._engine import check_time_budget, exclusive_use, shared_use
+from mlflow_explain.attribution import (
+    EncodedText,
+    RawAttribution,
+    check_time_budget,
+    exclusive_use,
+    get_attribution_method,
+    shared_use,
+)
 from mlflow_explain.config import ExplainConfig
 from mlflow_explain.data import Example
 from mlflow_explain.errors import ExplanationError

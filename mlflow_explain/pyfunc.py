@@ -31,11 +31,10 @@ from typing import Any, NamedTuple
 import mlflow.pyfunc
 import pandas as pd
 
-from mlflow_explain.attribution import list_attribution_methods
-from mlflow_explain.attribution._engine import TimeBudgetExceeded, time_budget
+from mlflow_explain.attribution import list_attribution_methods, time_budget
 from mlflow_explain.config import MAX_TEXT_CHARACTERS, TARGETS, ExplainConfig
 from mlflow_explain.data import Example
-from mlflow_explain.errors import ConfigError, ExplanationError
+from mlflow_explain.errors import ConfigError, ExplanationError, TimeBudgetExceeded
 from mlflow_explain.explanation import Explanation
 
 __all__ = [

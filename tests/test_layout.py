@@ -58,3 +58,25 @@ def test_only_the_tracking_layer_writes_to_mlflow():
 def test_the_scan_sees_the_tracking_layers_own_writes():
     calls = mlflow_writes(PACKAGE / "tracking.py")
     assert any(call.endswith(" log_metrics") for call in calls) and any(call.endswith(" start_run") for call in calls)
+
+
+def private_imports(path: Path) -> list[str]:
+    """Imports of private names of other modules (``_read_table``), or of another package's private modules
+    (``attribution._engine`` outside ``attribution/``), in a module."""
+    package = ".".join(("mlflow_explain", *path.relative_to(PACKAGE).parent.parts))
+    found = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("mlflow_explain"):
+            continue
+        parent, _, last = node.module.rpartition(".")
+        names = [alias.name for alias in node.names if alias.name.startswith("_") and alias.name != "__version__"]
+        if last.startswith("_") and parent != package:
+            found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.module}")
+        if names:  # a private name belongs to its module, siblings included
+            found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.module}: {', '.join(names)}")
+    return found
+
+
+def test_no_module_imports_another_packages_private_names():
+    found = [hit for module in sorted(PACKAGE.rglob("*.py")) for hit in private_imports(module)]
+    assert found == []

@@ -28,10 +28,14 @@ __all__ = [
     "AttributionMethod",
     "EncodedText",
     "RawAttribution",
+    "check_time_budget",
+    "exclusive_use",
     "get_attribution_method",
     "list_attribution_methods",
     "output_activation",
     "register_attribution_method",
+    "shared_use",
+    "time_budget",
 ]
 
 _REGISTRY: dict[str, Callable[[], AttributionMethod]] = {}
@@ -101,3 +105,16 @@ def _builtin(module: str, cls: str) -> Callable[[], AttributionMethod]:
 
 for _name, (_module, _cls) in BUILTIN_METHODS.items():
     register_attribution_method(_name, _builtin(_module, _cls))
+
+
+_ENGINE_API = ("check_time_budget", "exclusive_use", "shared_use", "time_budget")
+"""The engine's time budget and model locks, for the callers that run backends (imported on first use:
+the engine loads torch)."""
+
+
+def __getattr__(name: str):
+    if name in _ENGINE_API:
+        from importlib import import_module
+
+        return getattr(import_module(f"{__name__}._engine"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,7 +34,7 @@ import torch
 
 from mlflow_explain.attribution._shortcuts import exact_shortcuts
 from mlflow_explain.attribution.base import EncodedText, RawAttribution
-from mlflow_explain.errors import ExplanationError
+from mlflow_explain.errors import ExplanationError, TimeBudgetExceeded
 
 __all__ = [
     "ACCELERATOR_TOKEN_BUDGET",
@@ -105,21 +105,6 @@ def reference_token_id(model, tokenizer) -> int:
         if candidate is not None:
             return int(candidate)
     raise ExplanationError("the tokenizer has no pad, end-of-sequence or unknown token; set `tokenizer.pad_token`.")
-
-
-class TimeBudgetExceeded(ExplanationError):
-    """The work of a call ran past its :func:`time_budget`; nothing of it is returned.
-
-    Args:
-        seconds: The budget that ran out.
-    """
-
-    def __init__(self, seconds: float):
-        super().__init__(
-            f"the explanation ran past its time budget of {seconds:g} s; explain fewer texts or use fewer steps "
-            "per call, or give it a larger budget."
-        )
-        self.seconds = seconds
 
 
 @dataclass(frozen=True)

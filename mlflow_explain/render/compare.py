@@ -15,8 +15,8 @@ import numpy as np
 from mlflow_explain.compare import REFERENCE, Comparison
 from mlflow_explain.errors import ConfigError
 from mlflow_explain.render._common import Unit
-from mlflow_explain.render.html import _e, _legend, _mark, _page_start, _with_probability
-from mlflow_explain.render.plot import _FONT_FAMILY, _pyplot
+from mlflow_explain.render.html import escape, legend, mark, page_start, with_probability
+from mlflow_explain.render.plot import FONT_FAMILY, pyplot
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,13 +74,13 @@ def render_comparison_html(comparison: Comparison, *, title: str | None = None) 
         subtitle += " · forced: the runs explained different samples; only sentences with the same text are compared"
 
     parts = [
-        *_page_start(title, _EXTRA_STYLE),
-        f'<p class="subtitle">{_e(subtitle)}</p>',
+        *page_start(title, _EXTRA_STYLE),
+        f'<p class="subtitle">{escape(subtitle)}</p>',
         _versions_table(comparison),
         _summary_table(comparison),
-        _legend(scale),
+        legend(scale),
         "<table>",
-        "<thead><tr>" + "".join(f"<th>{_e(c)}</th>" for c in _COLUMNS) + "</tr></thead>",
+        "<thead><tr>" + "".join(f"<th>{escape(c)}</th>" for c in _COLUMNS) + "</tr></thead>",
     ]
     for number, rows in comparison.sentences.groupby("sentence", sort=True):
         parts.append(_sentence(comparison, int(number), rows.sort_values("version"), scale))
@@ -118,8 +118,8 @@ def attribution_difference_figure(comparison: Comparison, n_sentences: int = 3) 
     units = comparison.units
     heights = [units[(units.sentence == s) & (units.version == 0)].shape[0] for s in chosen]
 
-    plt = _pyplot()
-    with plt.rc_context({"font.family": _FONT_FAMILY}):
+    plt = pyplot()
+    with plt.rc_context({"font.family": FONT_FAMILY}):
         fig = plt.figure(
             figsize=(7.5, max(2.5, sum(0.28 * len(others) * h + 1.2 for h in heights))), layout="constrained"
         )
@@ -170,8 +170,8 @@ def _difference_panel(ax, comparison: Comparison, number: int, others: list[int]
 
 def _versions_table(comparison: Comparison) -> str:
     rows = "".join(
-        f"<tr><td>{_e(comparison.version_key(i))}</td><td>{_e(v.name)}</td>"
-        f"<td>{_e(v.run_id)}</td><td>{_e(_params(v.params))}</td><td>{_e(_quality(v.metrics))}</td></tr>"
+        f"<tr><td>{escape(comparison.version_key(i))}</td><td>{escape(v.name)}</td>"
+        f"<td>{escape(v.run_id)}</td><td>{escape(_params(v.params))}</td><td>{escape(_quality(v.metrics))}</td></tr>"
         for i, v in enumerate(comparison.versions)
     )
     return (
@@ -191,7 +191,7 @@ def _quality(metrics) -> str:
 def _summary_table(comparison: Comparison) -> str:
     head = ("pair", "sentences", "mean Spearman ρ", f"mean top-{comparison.top_k} overlap", "prediction changed")
     rows = "".join(
-        f"<tr><td>{_e(row.name_a)} → {_e(row.name_b)}</td>"
+        f"<tr><td>{escape(row.name_a)} → {escape(row.name_b)}</td>"
         f'<td class="num">{row.n_sentences}</td><td class="num">{_number(row.spearman_mean)}</td>'
         f'<td class="num">{_number(row.top_k_overlap_mean)}</td>'
         f'<td class="num">{_number(row.prediction_changed_share, percent=True)}</td></tr>'
@@ -199,7 +199,7 @@ def _summary_table(comparison: Comparison) -> str:
     )
     return (
         '<table class="overview"><thead><tr>'
-        + "".join(f"<th>{_e(h)}</th>" for h in head)
+        + "".join(f"<th>{escape(h)}</th>" for h in head)
         + f"</tr></thead><tbody>{rows}</tbody></table>"
     )
 
@@ -214,25 +214,25 @@ def _sentence(comparison: Comparison, number: int, rows: pd.DataFrame, scale: fl
         note = "; ".join(filter(None, ["not every version attributed the reference's prediction", note]))
     header = (
         f'<tr class="sentence-header"><td colspan="{len(_COLUMNS)}">'
-        f'<span class="sid">#{int(reference.sentence_id)}</span><span class="text">{_e(reference.text)}</span>'
-        f"{badges}" + (f'<span class="note">{_e(note)}</span>' if note else "") + "</td></tr>"
+        f'<span class="sid">#{int(reference.sentence_id)}</span><span class="text">{escape(reference.text)}</span>'
+        f"{badges}" + (f'<span class="note">{escape(note)}</span>' if note else "") + "</td></tr>"
     )
     units = comparison.units[comparison.units.sentence == number]
     body = []
     for row in rows.itertuples():
         version = comparison.versions[row.version]
-        name = _e(version.name)
+        name = escape(version.name)
         if comparison.kind == "runs" and version.params:
-            name += f'<span class="params">{_e(_params(version.params))}</span>'
+            name += f'<span class="params">{escape(_params(version.params))}</span>'
         wrong = row.predicted_label != reference.predicted_label
         shown = units[units.version == row.version].sort_values("unit")
-        marks = "".join(_mark(Unit(str(u.text), float(u.score), False), scale) for u in shown.itertuples())
+        marks = "".join(mark(Unit(str(u.text), float(u.score), False), scale) for u in shown.itertuples())
         body.append(
             '<tr class="attribution">'
             f'<td class="label">{name}</td>'
             f'<td class="label{" wrong" if wrong else ""}">'
-            f"{_with_probability(str(row.predicted_label), float(row.predicted_probability))}</td>"
-            f'<td class="label">{_e(str(row.compared_label))}</td>'
+            f"{with_probability(str(row.predicted_label), float(row.predicted_probability))}</td>"
+            f'<td class="label">{escape(str(row.compared_label))}</td>'
             f'<td class="agreement">{_agreement_cell(comparison, agreement, row.version)}</td>'
             f'<td class="tokens">{marks}</td>'
             "</tr>"
@@ -251,7 +251,7 @@ def _agreement_cell(comparison: Comparison, agreement: pd.DataFrame, version: in
             f"vs {against}: ρ {_number(pair.spearman)} · top-{comparison.top_k} {_number(pair.top_k_overlap)}"
             f" · Δp {pair.probability_change:+.2f}"
         )
-    return "<br>".join(_e(line) for line in lines)
+    return "<br>".join(escape(line) for line in lines)
 
 
 def _params(params: Mapping[str, str]) -> str:

@@ -124,20 +124,20 @@ def render_html(
     scale = max((abs(u.score) for sentence in rows for _, us in sentence for u in us), default=0.0)
     n_wrong = sum(_is_wrong(e) for e in explanations)
 
-    parts = _page_start(title)
+    parts = page_start(title)
     if subtitle is not None:
-        parts.append(f'<p class="subtitle">{_e(subtitle)}</p>')
-    parts.append(_legend(scale))
+        parts.append(f'<p class="subtitle">{escape(subtitle)}</p>')
+    parts.append(legend(scale))
     methods = sorted({e.method for e in explanations if e.method})
     summary = f"{len(explanations)} sentences · {n_wrong} misclassified · level: {level}"
     if methods:
         summary += f" · method: {', '.join(methods)}"
-    parts.append(f'<p class="summary">{_e(summary)}</p>')
+    parts.append(f'<p class="summary">{escape(summary)}</p>')
     if not explanations:
         parts.append('<p class="empty">No sentences to show.</p>')
     else:
         parts.append("<table>")
-        parts.append("<thead><tr>" + "".join(f"<th>{_e(c)}</th>" for c in _COLUMNS) + "</tr></thead>")
+        parts.append("<thead><tr>" + "".join(f"<th>{escape(c)}</th>" for c in _COLUMNS) + "</tr></thead>")
         for explanation, sentence_rows in zip(explanations, rows, strict=True):
             parts.append(_sentence(explanation, sentence_rows, scale))
         parts.append("</table>")
@@ -149,7 +149,7 @@ def _sentence(explanation: Explanation, rows: list[tuple[LabelAttribution, list[
     wrong = _is_wrong(explanation)
     badges = ""
     if wrong:
-        badges += f'<span class="badge wrong">{_e("misclassified")}</span>'
+        badges += f'<span class="badge wrong">{escape("misclassified")}</span>'
     unconverged = [a for a in explanation.attributions if a.converged is False]
     if unconverged:
         worst = max(unconverged, key=lambda a: abs(a.convergence_delta))
@@ -157,25 +157,25 @@ def _sentence(explanation: Explanation, rows: list[tuple[LabelAttribution, list[
             f"completeness error above tolerance: |delta| {abs(worst.convergence_delta):.3g} towards {worst.label}"
             + (f" after {worst.n_steps} steps" if worst.n_steps is not None else "")
         )
-        badges += f'<span class="badge truncated">{_e(note)}</span>'
+        badges += f'<span class="badge truncated">{escape(note)}</span>'
     if explanation.truncated:
         shown = len(explanation.attributions[0].tokens) if explanation.attributions else 0
         note = f"truncated: the text was cut to the model's maximum length ({shown} of {explanation.n_tokens} tokens)"
-        badges += f'<span class="badge truncated">{_e(note)}</span>'
+        badges += f'<span class="badge truncated">{escape(note)}</span>'
     header = (
         f'<tr class="sentence-header"><td colspan="{len(_COLUMNS)}">'
         f'<span class="sid">#{explanation.sentence_id}</span>'
-        f'<span class="text">{_e(explanation.text)}</span>{badges}</td></tr>'
+        f'<span class="text">{escape(explanation.text)}</span>{badges}</td></tr>'
     )
-    true_cell = '<span class="missing">—</span>' if explanation.true_label is None else _e(explanation.true_label)
+    true_cell = '<span class="missing">—</span>' if explanation.true_label is None else escape(explanation.true_label)
     body = [
         '<tr class="attribution">'
         f'<td class="label">{true_cell}</td>'
         f'<td class="label{" wrong" if wrong else ""}">'
-        f"{_with_probability(explanation.predicted_label, explanation.predicted_probability)}</td>"
-        f'<td class="label">{_with_probability(attribution.label, attribution.probability)}</td>'
+        f"{with_probability(explanation.predicted_label, explanation.predicted_probability)}</td>"
+        f'<td class="label">{with_probability(attribution.label, attribution.probability)}</td>'
         f'<td class="num">{attribution.attribution_score:.2f}</td>'
-        f'<td class="tokens">{"".join(_mark(u, scale) for u in us)}</td>'
+        f'<td class="tokens">{"".join(mark(u, scale) for u in us)}</td>'
         "</tr>"
         for attribution, us in rows
     ]
@@ -183,41 +183,41 @@ def _sentence(explanation: Explanation, rows: list[tuple[LabelAttribution, list[
     return f'<tbody class="{css_class}">\n' + "\n".join([header, *body]) + "\n</tbody>"
 
 
-def _mark(unit: Unit, scale: float) -> str:
+def mark(unit: Unit, scale: float) -> str:
     css_class = "tok special" if unit.is_special else "tok"
     return (
         f'<mark class="{css_class}" style="background-color: {score_to_color(unit.score, scale)}" '
-        f'title="{_e(repr(float(unit.score)))}">{_e(unit.text)}</mark>'
+        f'title="{escape(repr(float(unit.score)))}">{escape(unit.text)}</mark>'
     )
 
 
-def _legend(scale: float) -> str:
+def legend(scale: float) -> str:
     swatches = [
         ("negative", score_to_color(-scale, scale)),
         ("neutral", NEUTRAL_COLOR),
         ("positive", score_to_color(scale, scale)),
     ]
-    items = "".join(f'<span class="swatch" style="background-color: {c}">{_e(name)}</span>' for name, c in swatches)
+    items = "".join(f'<span class="swatch" style="background-color: {c}">{escape(name)}</span>' for name, c in swatches)
     note = (
         "Green pushes towards the attribution label, red away from it; colour strength is |score| "
         f"relative to the largest |score| on this page ({scale:.3g}). Hover a token for its exact score."
     )
-    return f'<div class="legend"><strong>Legend</strong>{items}<span class="scale">{_e(note)}</span></div>'
+    return f'<div class="legend"><strong>Legend</strong>{items}<span class="scale">{escape(note)}</span></div>'
 
 
-def _with_probability(label: str, probability: float) -> str:
-    return f'{_e(label)} <span class="prob">({probability:.2f})</span>'
+def with_probability(label: str, probability: float) -> str:
+    return f'{escape(label)} <span class="prob">({probability:.2f})</span>'
 
 
 def _is_wrong(explanation: Explanation) -> bool:
     return explanation.true_label is not None and explanation.true_label != explanation.predicted_label
 
 
-def _e(text: str) -> str:
+def escape(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _page_start(title: str, extra_style: str = "") -> list[str]:
+def page_start(title: str, extra_style: str = "") -> list[str]:
     """The opening lines of a self-contained page, up to its heading: charset, inline style, title."""
     return [
         "<!DOCTYPE html>",
@@ -225,9 +225,9 @@ def _page_start(title: str, extra_style: str = "") -> list[str]:
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title>",
+        f"<title>{escape(title)}</title>",
         f"<style>{_STYLE}{extra_style}</style>",
         "</head>",
         "<body>",
-        f"<h1>{_e(title)}</h1>",
+        f"<h1>{escape(title)}</h1>",
     ]

@@ -30,11 +30,11 @@ MAX_BARS = 60
 
 POSITIVE_COLOR = "#2e9d4f"
 NEGATIVE_COLOR = "#d64541"
-_FONT_FAMILY = ["IPAexGothic", "DejaVu Sans"]  # matplotlib-fontja's font, DejaVu for glyphs it lacks
+FONT_FAMILY = ["IPAexGothic", "DejaVu Sans"]  # matplotlib-fontja's font, DejaVu for glyphs it lacks
 _PANEL_COLUMNS = 3
 
 
-def _pyplot() -> ModuleType:
+def pyplot() -> ModuleType:
     """Import pyplot with matplotlib-fontja's Japanese font registered.
 
     Selects the non-interactive Agg backend unless pyplot is already in use or ``MPLBACKEND`` says
@@ -90,8 +90,8 @@ def token_importance_figure(explanation: Explanation, label: str | None = None, 
     if n_total > MAX_BARS:
         title += f" (showing {MAX_BARS} of {n_total} {level}s with the largest |score|)"
 
-    plt = _pyplot()
-    with plt.rc_context({"font.family": _FONT_FAMILY}):
+    plt = pyplot()
+    with plt.rc_context({"font.family": FONT_FAMILY}):
         fig = plt.figure(figsize=(7.0, max(2.5, 0.3 * len(shown) + 1.4)), layout="constrained")
         ax = fig.subplots()
         _bars(ax, shown)
@@ -145,8 +145,8 @@ def top_tokens_figure(explanations: Sequence[Explanation], *, top_k: int = 10, l
     classes = sorted(n_sentences)
     n_cols = min(_PANEL_COLUMNS, max(len(classes), 1))
     n_rows = max(math.ceil(len(classes) / n_cols), 1)
-    plt = _pyplot()
-    with plt.rc_context({"font.family": _FONT_FAMILY}):
+    plt = pyplot()
+    with plt.rc_context({"font.family": FONT_FAMILY}):
         fig = plt.figure(figsize=(4.6 * n_cols, max(2.5, 0.32 * top_k + 1.3) * n_rows), layout="constrained")
         axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
         for ax, name in zip(axes, classes, strict=False):

@@ -209,10 +209,7 @@ def test_headless_process_gets_the_agg_backend():
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     env["PYTHONPATH"] = os.pathsep.join(sys.path)
     code = (
-        "import matplotlib\n"
-        "from mlflow_explain.render.plot import _pyplot\n"
-        "_pyplot()\n"
-        "print(matplotlib.get_backend())\n"
+        "import matplotlib\nfrom mlflow_explain.render.plot import pyplot\npyplot()\nprint(matplotlib.get_backend())\n"
     )
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
 
