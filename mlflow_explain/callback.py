@@ -41,7 +41,7 @@ from mlflow_explain import artifacts
 from mlflow_explain.config import ExplainConfig
 from mlflow_explain.data import Example, TextDataset
 from mlflow_explain.explanation import Explanation, summary_metrics
-from mlflow_explain.quality import evaluate_quality, quality_metrics
+from mlflow_explain.quality import quality_metrics
 from mlflow_explain.sampling import sample_examples, sample_hash, sentence_key
 
 __all__ = ["ExplainCallback"]
@@ -175,21 +175,15 @@ class ExplainCallback(TrainerCallback):
     # --- work ------------------------------------------------------------------------------------
 
     def _explain_and_log(self, args, state, model) -> None:
-        from mlflow_explain.explainer import explain_examples
+        from mlflow_explain.pipeline import explain_sample
 
         step, epoch = int(state.global_step), float(state.epoch or 0.0)
         try:
             with preserved_training_state(model):
-                started = time.perf_counter()
-                explanations = explain_examples(
+                result = explain_sample(
                     model, self.tokenizer, self.probe, self.config, max_length=self.max_length, progress=False
                 )
-                seconds = time.perf_counter() - started
-                qualities = None
-                if self.config.quality:
-                    qualities = evaluate_quality(
-                        model, self.tokenizer, explanations, self.config, max_length=self.max_length
-                    )
+            explanations, seconds, qualities = result.explanations, result.seconds, result.qualities
         except Exception as err:  # out of memory, a bad probe text, ...: warn and let training go on
             self._warn(f"could not explain the probe sentences at step {step}", err)
             return

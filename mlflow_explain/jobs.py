@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from mlflow_explain.attribution import get_attribution_method
 from mlflow_explain.config import DataConfig, ExplainConfig, TrainConfig, config_params
 from mlflow_explain.data import TextDataset, load_dataset
 from mlflow_explain.errors import TrackingError
-from mlflow_explain.explainer import explain_examples
 from mlflow_explain.modeling import (
     align_labels,
     build_embedded_model,
@@ -29,7 +27,7 @@ from mlflow_explain.modeling import (
     max_input_length,
     train,
 )
-from mlflow_explain.quality import evaluate_quality, quality_metrics
+from mlflow_explain.pipeline import explain_sample
 from mlflow_explain.sampling import sample_examples, sample_hash
 
 __all__ = ["JobResult", "run_explain", "run_main"]
@@ -183,9 +181,9 @@ def run_explain(
 class _Explained:
     sample: list
     explanations: list
-    seconds: float
     written: dict[str, Path]
-    quality: dict[str, float]
+    metrics: dict[str, float]
+    """:attr:`~mlflow_explain.pipeline.ExplainResult.metrics`: timings, counts and quality means."""
     unknown_share: float
 
     @property
@@ -202,20 +200,15 @@ def _explain(model, tokenizer, dataset: TextDataset, explaining: ExplainConfig, 
             explaining.n_explain,
             len(sample),
         )
-    started = time.perf_counter()
-    explanations = explain_examples(model, tokenizer, sample, explaining, max_length=max_length)
-    seconds = time.perf_counter() - started
-    qualities, quality = None, {}
-    if explaining.quality:
-        started = time.perf_counter()
-        qualities = evaluate_quality(model, tokenizer, explanations, explaining, max_length=max_length)
-        quality = {**quality_metrics(qualities), "quality_seconds": time.perf_counter() - started}
+    result = explain_sample(model, tokenizer, sample, explaining, max_length=max_length)
+    explanations, qualities = result.explanations, result.qualities
+    if qualities is not None:
         logger.info(
             "quality: comprehensiveness %.3f (random %.3f), sufficiency %.3f (random %.3f)",
-            quality["quality_comprehensiveness"],
-            quality["quality_comprehensiveness_random"],
-            quality["quality_sufficiency"],
-            quality["quality_sufficiency_random"],
+            result.metrics["quality_comprehensiveness"],
+            result.metrics["quality_comprehensiveness_random"],
+            result.metrics["quality_sufficiency"],
+            result.metrics["quality_sufficiency_random"],
         )
     subtitle = (
         f"run {run.info.run_name} ({run.info.run_id[:8]}) · method {explaining.method} · "
@@ -225,7 +218,7 @@ def _explain(model, tokenizer, dataset: TextDataset, explaining: ExplainConfig, 
     written = tracking.write_explanations(
         explanations, folder, subtitle=subtitle, top_k=explaining.top_k, quality=qualities
     )
-    return _Explained(sample, explanations, seconds, written, quality, _unknown_share(explanations, tokenizer))
+    return _Explained(sample, explanations, written, result.metrics, _unknown_share(explanations, tokenizer))
 
 
 def _log_explainer(model, tokenizer, data: DataConfig, explaining: ExplainConfig, max_length: int, explained) -> str:
@@ -274,7 +267,6 @@ def _image_keys(explained: _Explained) -> list[str]:
 
 
 def _log_explained(explained: _Explained, explaining: ExplainConfig) -> dict[str, float]:
-    n = len(explained.sample)
     with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
         tracking.set_tags(
             {artifacts.SAMPLE_HASH_TAG: sample_hash(explained.sample), artifacts.METHOD_TAG: explaining.method}
@@ -282,13 +274,7 @@ def _log_explained(explained: _Explained, explaining: ExplainConfig) -> dict[str
     metrics = tracking.log_written_explanations(
         explained.written,
         explained.explanations,
-        extra_metrics={
-            "explain_seconds": explained.seconds,
-            "explain_seconds_per_sentence": explained.seconds / max(n, 1),
-            "n_explained": float(n),
-            **explained.quality,
-            "unk_share": explained.unknown_share,
-        },
+        extra_metrics={**explained.metrics, "unk_share": explained.unknown_share},
     )
     shutil.rmtree(explained.folder, ignore_errors=True)
     return metrics

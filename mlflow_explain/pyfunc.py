@@ -3,7 +3,7 @@
 MLflow serves a ``pyfunc`` model over REST (``mlflow models serve``) and runs it on Spark
 (``mlflow.pyfunc.spark_udf``); :class:`ExplainerModel` is that model. It loads the classifier
 once per process (:meth:`ExplainerModel.load_context`) and explains each incoming batch with one
-call to :func:`~mlflow_explain.explainer.explain_examples`, which batches inside the attribution
+call to :func:`~mlflow_explain.pipeline.explain_sample`, which batches inside the attribution
 backend. :func:`mlflow_explain.tracking.log_explainer_model` logs it.
 
 Input: a DataFrame with a text column and, optionally, a true-label column (names chosen when the
@@ -292,7 +292,7 @@ def explain_frame(
         ExplanationError: If the attribution backend fails.
         TimeBudgetExceeded: If the work runs past ``time_budget`` (an ``ExplanationError``).
     """
-    from mlflow_explain.explainer import explain_examples
+    from mlflow_explain.pipeline import explain_sample
 
     if text_column not in frame.columns:
         raise ConfigError(f"the input has no text column {text_column!r}; its columns: {', '.join(map(str, frame))}.")
@@ -308,7 +308,9 @@ def explain_frame(
     examples = [Example(texts[i], settings.target_label or true_labels[i]) for i in rows]
     with time_budget(settings.time_budget):
         explained = (
-            explain_examples(model, tokenizer, examples, settings.config, max_length=max_length, progress=False)
+            explain_sample(
+                model, tokenizer, examples, settings.config, max_length=max_length, quality=False, progress=False
+            ).explanations
             if examples
             else []
         )
