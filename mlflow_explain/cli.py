@@ -149,7 +149,7 @@ def _switch(param: click.Option, value: str, ctx: click.Context) -> str:
 
 
 def explain_options(func):
-    """Options shared by the commands that explain."""
+    """Options shared by the commands that explain: one per :class:`ExplainConfig` field (a declarative list)."""
     options = [
         click.option("--n-explain", default=18, show_default=True, type=int, help="Sentences to explain."),
         click.option(

@@ -80,3 +80,26 @@ def private_imports(path: Path) -> list[str]:
 def test_no_module_imports_another_packages_private_names():
     found = [hit for module in sorted(PACKAGE.rglob("*.py")) for hit in private_imports(module)]
     assert found == []
+
+
+MAX_FUNCTION_LINES = 60
+"""Longest function body (its docstring left out) unless the docstring says why it is longer."""
+
+
+def long_functions(path: Path) -> list[str]:
+    """``file:line name (n lines)`` of each function whose body passes :data:`MAX_FUNCTION_LINES` unexplained."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        docstring = ast.get_docstring(node) or ""
+        first = node.body[1] if docstring and len(node.body) > 1 else node.body[0]
+        length = node.end_lineno - first.lineno + 1
+        if length > MAX_FUNCTION_LINES and "lines long because" not in docstring:
+            found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({length} lines)")
+    return found
+
+
+def test_no_function_is_longer_than_60_lines_without_saying_why():
+    found = [hit for module in sorted(PACKAGE.rglob("*.py")) for hit in long_functions(module)]
+    assert found == []
