@@ -69,14 +69,14 @@ def test_server_stopped_mid_run_fails_the_job_and_keeps_the_explanations(tmp_pat
     with start_mlflow_server(tmp_path / "server") as server:
         use_tracking_uri(monkeypatch, server.url)
         mlflow.set_experiment("faults")
-        explain_examples = jobs.explain_examples
+        explain_sample = jobs.explain_sample
 
         def explain_then_stop_the_server(*args, **kwargs):
-            explanations = explain_examples(*args, **kwargs)
+            explanations = explain_sample(*args, **kwargs)
             server.stop()  # the server goes away after training and explaining, before anything else is logged
             return explanations
 
-        monkeypatch.setattr(jobs, "explain_examples", explain_then_stop_the_server)
+        monkeypatch.setattr(jobs, "explain_sample", explain_then_stop_the_server)
         result = CliRunner().invoke(cli, ["main", "--data", str(data), "--epochs", "1", *FAST], catch_exceptions=False)
 
     assert result.exit_code == 1
@@ -122,7 +122,7 @@ def test_server_stopped_mid_run_fails_the_job_and_keeps_the_explanations(tmp_pat
 
 KILLED = {
     "training": (jobs, "train", "after"),
-    "explaining": (jobs, "explain_examples", "after"),
+    "explaining": (jobs, "explain_sample", "after"),
     "logging": (
         tracking,
         "log_model",
