@@ -208,3 +208,27 @@ def save_tiny_gpt2_model(folder: Path, labels: list[str] | None = None, *, pad_t
     GPT2ForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@contextlib.contextmanager
+def local_spark(shuffle_partitions: int = 4) -> Iterator:
+    """A ``local[2]`` Spark session bound to 127.0.0.1, no UI, quiet logs; stopped on exit.
+
+    Args:
+        shuffle_partitions: ``spark.sql.shuffle.partitions``.
+    """
+    from mlflow_explain.spark import spark_session
+
+    settings = {
+        "spark.ui.enabled": "false",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.memory": "1g",
+        "spark.sql.shuffle.partitions": str(shuffle_partitions),
+    }
+    session = spark_session("local[2]", settings)
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()

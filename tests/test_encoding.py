@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from builders import save_tiny_english_model, sqlite_store, write_livedoor
+from builders import local_spark, save_tiny_english_model, sqlite_store, write_livedoor
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
@@ -222,19 +222,8 @@ def spark_store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spark(spark_store):
-    from mlflow_explain.spark import spark_session
-
-    settings = {
-        "spark.ui.enabled": "false",
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
-        "spark.driver.memory": "1g",
-        "spark.sql.shuffle.partitions": "2",
-    }
-    session = spark_session("local[2]", settings)
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+    with local_spark(shuffle_partitions=2) as session:
+        yield session
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from builders import FILLER, KEYWORDS, save_tiny_english_model, sqlite_store
+from builders import FILLER, KEYWORDS, local_spark, save_tiny_english_model, sqlite_store
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
@@ -21,7 +21,7 @@ from mlflow_explain.errors import ConfigError, DataError, ModelError
 from mlflow_explain.explainer import explain_examples
 from mlflow_explain.modeling import load_pretrained
 from mlflow_explain.pyfunc import OUTPUT_COLUMNS, SPARK_RESULT_TYPE
-from mlflow_explain.spark import FileJob, explain_file, spark_session, worker_python
+from mlflow_explain.spark import FileJob, explain_file, worker_python
 from mlflow_explain.tracking import EXPLAINER_ARTIFACT, OUTPUT_TAG, log_explainer_model
 
 pyspark = pytest.importorskip("pyspark")
@@ -56,17 +56,8 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def spark():
     """A local session from :func:`spark_session`, whose workers run this interpreter whatever PATH says."""
-    settings = {
-        "spark.ui.enabled": "false",
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
-        "spark.driver.memory": "1g",
-        "spark.sql.shuffle.partitions": "4",
-    }
-    session = spark_session("local[2]", settings)
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+    with local_spark(shuffle_partitions=4) as session:
+        yield session
 
 
 @pytest.fixture(scope="module")
