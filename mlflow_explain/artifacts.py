@@ -22,6 +22,9 @@ SENTENCE_IMAGE_COLUMN = "image"
 STRIPS_DIR = "strips"
 """Local folder of the rendered token strips (``<key>.png``); they are logged inside the tables and image series."""
 
+STRIP_FILE = f"{STRIPS_DIR}/{{key}}.png"
+"""A sentence's token strip in the rendered folder, by its :func:`~mlflow_explain.sampling.sentence_key`."""
+
 SUMMARY_IMAGE = "explanations.png"
 """Token strips of the whole sample in one picture, logged at the run's artifact root (with a copy of
 :data:`HTML_FILE`) so that the compare page's Artifacts section shows runs side by side."""

@@ -346,6 +346,7 @@ def compare(run_ids: tuple[str, ...], steps: str, force: bool, top_k: int, outpu
     from mlflow_explain import tracking
     from mlflow_explain.compare import compare_runs, compare_steps
     from mlflow_explain.errors import ConfigError
+    from mlflow_explain.render.files import check_comparison_dir
 
     ids = [run_id.strip() for argument in run_ids for run_id in argument.split(",") if run_id.strip()]
 
@@ -353,7 +354,7 @@ def compare(run_ids: tuple[str, ...], steps: str, force: bool, top_k: int, outpu
         if steps and ids:
             raise ConfigError("give either RUN_IDS or --steps RUN_ID, not both")
         if output_dir:
-            tracking.check_comparison_dir(output_dir, overwrite)
+            check_comparison_dir(output_dir, overwrite)
         if steps:
             comparison = compare_steps(*tracking.load_step_table(steps), top_k=top_k)
         else:

@@ -28,6 +28,7 @@ from mlflow_explain.modeling import (
     train,
 )
 from mlflow_explain.pipeline import explain_sample
+from mlflow_explain.render.files import write_explanations
 from mlflow_explain.sampling import sample_examples, sample_hash
 
 __all__ = ["JobResult", "run_explain", "run_main"]
@@ -215,9 +216,7 @@ def _explain(model, tokenizer, dataset: TextDataset, explaining: ExplainConfig, 
         f"n_steps {explaining.n_steps} · target {explaining.target} · {len(sample)} sentences"
     )
     folder = Path(tempfile.mkdtemp(prefix="mlflow-explain-"))
-    written = tracking.write_explanations(
-        explanations, folder, subtitle=subtitle, top_k=explaining.top_k, quality=qualities
-    )
+    written = write_explanations(explanations, folder, subtitle=subtitle, top_k=explaining.top_k, quality=qualities)
     return _Explained(sample, explanations, written, result.metrics, _unknown_share(explanations, tokenizer))
 
 

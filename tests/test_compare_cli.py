@@ -11,7 +11,8 @@ from mlflow import MlflowClient
 from mlflow_explain import artifacts
 from mlflow_explain.cli import cli
 from mlflow_explain.explanation import TABLE_COLUMNS
-from mlflow_explain.tracking import log_explanations, write_step_tables
+from mlflow_explain.render.files import write_step_tables
+from mlflow_explain.tracking import log_explanations
 
 pytestmark = pytest.mark.slow  # real jobs and tracking stores: the full suite, not the fast lane
 

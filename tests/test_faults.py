@@ -20,7 +20,7 @@ from mlflow_explain import artifacts, jobs, tracking
 from mlflow_explain.cli import cli
 from mlflow_explain.explanation import Explanation, LabelAttribution, TokenScore
 from mlflow_explain.modeling import load_pretrained
-from mlflow_explain.tracking import write_explanations
+from mlflow_explain.render.files import write_explanations
 
 FAST = ["--n-explain", "3", "--n-steps", "4"]
 

@@ -11,8 +11,9 @@ from mlflow import MlflowClient
 from mlflow_explain import artifacts
 from mlflow_explain.errors import TrackingError
 from mlflow_explain.explanation import TABLE_COLUMNS, Explanation, LabelAttribution, TokenScore
+from mlflow_explain.render.files import write_explanations
 from mlflow_explain.sampling import sentence_key
-from mlflow_explain.tracking import log_explanations, write_explanations
+from mlflow_explain.tracking import log_explanations
 
 
 def _explanation(sentence_id: int, text: str, scale: float = 1.0) -> Explanation:

@@ -106,8 +106,7 @@ def attribution_difference_figure(comparison: Comparison, n_sentences: int = 3) 
         ConfigError: If ``n_sentences`` is below 1 (a ``ValueError``).
 
     Example:
-        >>> fig = attribution_difference_figure(comparison)  # doctest: +SKIP
-        >>> fig.savefig("differences.png"); plt.close(fig)  # doctest: +SKIP
+        >>> png = figure_png(attribution_difference_figure(comparison))  # doctest: +SKIP
     """
     if n_sentences < 1:
         raise ConfigError(f"n_sentences must be at least 1; got {n_sentences}")

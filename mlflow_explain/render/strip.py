@@ -10,6 +10,7 @@ the run's summary picture.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +23,15 @@ from mlflow_explain.render.html import score_to_color
 if TYPE_CHECKING:
     from PIL import Image, ImageFont
 
-__all__ = ["CONTENT_HEIGHT", "STRIP_HEIGHT", "STRIP_WIDTH", "SUMMARY_WIDTH", "sample_strips", "token_strip"]
+__all__ = [
+    "CONTENT_HEIGHT",
+    "STRIP_HEIGHT",
+    "STRIP_WIDTH",
+    "SUMMARY_WIDTH",
+    "image_png",
+    "sample_strips",
+    "token_strip",
+]
 
 STRIP_WIDTH = 256
 """Default width of a token strip in pixels: the largest the MLflow UI shows a logged image without scaling."""
@@ -88,7 +97,7 @@ def token_strip(
         KeyError: If ``label`` was not attributed for this sentence.
 
     Example:
-        >>> token_strip(explanation, key="553bd9fe").save("sentence.png")  # doctest: +SKIP
+        >>> Path("sentence.png").write_bytes(image_png(token_strip(explanation, key="553bd9fe")))  # doctest: +SKIP
     """
     from PIL import Image, ImageDraw
 
@@ -159,6 +168,20 @@ def sample_strips(
         y += strip.height
         ImageDraw.Draw(image).line((0, y - 1, width, y - 1), fill=_BORDER)
     return image
+
+
+def image_png(image: Image.Image) -> bytes:
+    """A Pillow picture (a token strip, :func:`sample_strips`) as a PNG file's bytes.
+
+    Args:
+        image: The picture.
+
+    Returns:
+        The PNG file's bytes.
+    """
+    buffer = io.BytesIO()
+    image.save(buffer, format="png")
+    return buffer.getvalue()
 
 
 def _header_parts(explanation: Explanation, label: str, key: str | None) -> list[str]:

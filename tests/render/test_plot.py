@@ -214,3 +214,22 @@ def test_headless_process_gets_the_agg_backend():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
 
     assert result.stdout.strip().lower() == "agg"
+
+
+def test_figure_png_is_the_figure_as_a_png_and_closes_it(explanations):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from mlflow_explain.render.plot import PNG_DPI, figure_png
+
+    sizes = []
+    for dpi in (PNG_DPI, 2 * PNG_DPI):
+        fig = token_importance_figure(explanations[0])
+        png = figure_png(fig, dpi=dpi)
+        assert not plt.fignum_exists(fig.number)
+        with Image.open(io.BytesIO(png)) as picture:
+            assert picture.format == "PNG"
+            sizes.append(picture.size)
+    # About the 7-inch figure at the resolution (cropped to what it draws), and scaled by it.
+    assert 6 * PNG_DPI < sizes[0][0] < 8 * PNG_DPI
+    assert abs(sizes[1][0] - 2 * sizes[0][0]) <= 4 and abs(sizes[1][1] - 2 * sizes[0][1]) <= 4

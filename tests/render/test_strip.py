@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlflow_explain.render.strip import CONTENT_HEIGHT, STRIP_HEIGHT, STRIP_WIDTH, sample_strips, token_strip
+from mlflow_explain.render.strip import (
+    CONTENT_HEIGHT,
+    STRIP_HEIGHT,
+    STRIP_WIDTH,
+    image_png,
+    sample_strips,
+    token_strip,
+)
 
 
 def _content_rows(image) -> np.ndarray:
@@ -47,3 +54,14 @@ def test_sample_strips_stack_one_line_per_sentence(explanations):
     one = [token_strip(e, width=960, height=None, max_lines=2, font_size=18) for e in explanations]
     assert summary.size == (960, sum(s.height for s in one))
     assert sample_strips([]).size[0] == 960  # says that nothing was explained
+
+
+def test_image_png_keeps_every_pixel(explanations):
+    import io
+
+    from PIL import Image
+
+    strip = token_strip(explanations[0])
+    with Image.open(io.BytesIO(image_png(strip))) as picture:
+        assert picture.format == "PNG"
+        assert np.array_equal(np.asarray(picture.convert("RGB")), np.asarray(strip))

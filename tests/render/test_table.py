@@ -175,7 +175,7 @@ def test_the_logged_csv_is_spreadsheet_safe_while_the_json_table_is_exact(tmp_pa
 
     from mlflow_explain import artifacts
     from mlflow_explain.explanation import Explanation, LabelAttribution, TokenScore
-    from mlflow_explain.tracking import write_explanations
+    from mlflow_explain.render.files import write_explanations
 
     text = "=cmd|' /C calc'!A0 -2"
     pieces = ["[CLS]", "=cmd|'", "-2", "[SEP]"]
