@@ -232,3 +232,94 @@ def local_spark(shuffle_partitions: int = 4) -> Iterator:
         yield session
     finally:
         session.stop()
+
+
+# --- the hand-weighted keyword model: a BERT whose answer is known by construction ----------------
+
+KEYWORD_MODEL_FILLER = ["the", "a", "new", "today", "report", "says", "big", "week", "with", "after", "and", "of"]
+KEYWORD_MODEL_FILLER += ["to", "in", "on", "for", "at", "by", "from", "more", "striker", "league", "match", "coach"]
+KEYWORD_MODEL_FILLER += ["orbit", "planet"]
+KEYWORD_MODEL_VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    *KEYWORD_MODEL_FILLER,
+    *["launch", "recipe", "oven", "bake", "garlic", "goal", "rocket", "soup"],
+]
+"""Vocabulary of :func:`keyword_tokenizer`, shared by the random BERTs of :func:`tiny_bert`."""
+
+KEYWORD_MODEL_LABELS = ["football", "space", "cooking"]
+PLANTED_KEYWORDS = {"goal": 0, "rocket": 1, "soup": 2}
+"""The tokens that decide :func:`keyword_bert`'s label, and the index of that label."""
+
+
+def keyword_tokenizer(folder: Path):
+    """A lower-casing WordPiece tokenizer over :data:`KEYWORD_MODEL_VOCAB`, its vocabulary file in ``folder``."""
+    from transformers import BertTokenizerFast
+
+    vocab_file = folder / "vocab.txt"
+    vocab_file.write_text("\n".join(KEYWORD_MODEL_VOCAB) + "\n", encoding="utf-8")
+    return BertTokenizerFast(vocab=str(vocab_file), model_max_length=64)
+
+
+def tiny_bert(problem_type: str | None = None, seed: int = 0, **overrides):
+    """A random two-layer BERT (hidden size 16) over :data:`KEYWORD_MODEL_VOCAB` whose outputs are far from
+    uniform, in eval mode."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    settings = {
+        "hidden_size": 16,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        "max_position_embeddings": 64,
+        "initializer_range": 0.3,
+        **overrides,
+    }
+    config = BertConfig(
+        vocab_size=len(KEYWORD_MODEL_VOCAB),
+        num_labels=len(KEYWORD_MODEL_LABELS),
+        id2label=dict(enumerate(KEYWORD_MODEL_LABELS)),
+        label2id={label: i for i, label in enumerate(KEYWORD_MODEL_LABELS)},
+        problem_type=problem_type,
+        **settings,
+    )
+    torch.manual_seed(seed)
+    return BertForSequenceClassification(config).eval()
+
+
+def keyword_bert():
+    """A BERT whose weights are set so that only the keyword tokens matter.
+
+    Only the keywords (:data:`PLANTED_KEYWORDS`) have a word embedding (a large value in the dimension of
+    their label); every other token, [PAD] and [MASK] included, has a zero one, so replacing a non-keyword
+    token by [PAD] or [MASK] changes nothing at all, and a sentence without a keyword is predicted uniformly.
+    A constant position embedding keeps the embedding LayerNorm smooth. The single attention head attends
+    uniformly (zero queries and keys) and copies the normalised embeddings (identity values), the
+    feed-forward block adds nothing, and the pooler and classifier read the label dimensions. A keyword
+    therefore decides the prediction, and every attribution method must give all the credit to it:
+    non-keyword tokens score exactly 0.
+    """
+    import torch
+
+    model = tiny_bert(hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8)
+    n_labels, hidden = len(KEYWORD_MODEL_LABELS), 8
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.zero_()
+        for name, parameter in model.named_parameters():
+            if "LayerNorm.weight" in name:
+                parameter.fill_(1.0)
+        bert = model.bert
+        for token, label in PLANTED_KEYWORDS.items():
+            bert.embeddings.word_embeddings.weight[KEYWORD_MODEL_VOCAB.index(token), label] = 5.0
+        bert.embeddings.position_embeddings.weight[:] = torch.tensor([0.0, 0, 0, 1, -1, 1, -1, 0])
+        layer = bert.encoder.layer[0]
+        layer.attention.self.value.weight.copy_(torch.eye(hidden))
+        layer.attention.output.dense.weight.copy_(torch.eye(hidden))
+        bert.pooler.dense.weight.copy_(torch.eye(hidden))
+        model.classifier.weight.copy_(4.0 * torch.eye(n_labels, hidden))
+    return model.eval()
