@@ -18,7 +18,7 @@ from mlflow_explain.callback import ExplainCallback, preserved_training_state
 from mlflow_explain.config import ExplainConfig, TrainConfig
 from mlflow_explain.data import Example, TextDataset
 from mlflow_explain.modeling import load_pretrained, train
-from mlflow_explain.sampling import sample_examples, sentence_key
+from mlflow_explain.sampling import sample_examples, sample_hash, sentence_key
 from mlflow_explain.tracking import load_step_table
 
 pytestmark = pytest.mark.slow  # real jobs and tracking stores: the full suite, not the fast lane
@@ -86,7 +86,7 @@ def test_report_to_mlflow_explanations_land_in_the_trainer_run(tracking, tmp_pat
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
     first = DATASET_SAMPLE_KEYS[0]
     assert sorted(_image_steps(images, f"training~sentence_00_{first}")) == steps
-    assert run.data.tags[artifacts.SAMPLE_HASH_TAG]
+    assert run.data.tags[artifacts.SAMPLE_HASH_TAG] == sample_hash(callback.probe)
     quality = client.get_metric_history(run.info.run_id, "probe_quality_comprehensiveness")
     assert [m.step for m in quality] == steps
     # the prepared chart view of the experiment shows the probe sentences' image series

@@ -20,10 +20,11 @@ from mlflow import MlflowClient
 
 from mlflow_explain import artifacts
 from mlflow_explain.cli import cli
-from mlflow_explain.config import DataConfig
+from mlflow_explain.config import DataConfig, ExplainConfig
 from mlflow_explain.data import load_dataset
 from mlflow_explain.encoding import check_files, decode, detect_encoding, japanese_score
 from mlflow_explain.errors import ConfigError, DataError
+from mlflow_explain.sampling import sample_examples, sample_hash
 from mlflow_explain.spark import FileJob, explain_file
 
 HEADLINES = [
@@ -183,7 +184,11 @@ def test_explain_reads_a_cp932_csv_and_logs_the_encoding(tracking, tmp_path):
     run = MlflowClient().search_runs([mlflow.get_experiment_by_name("tests").experiment_id])[0]
     assert run.data.params["encoding"] == "cp932"
     table = mlflow.load_table(f"{artifacts.ARTIFACT_DIR}/{artifacts.TABLE_FILE}", run_ids=[run.info.run_id])
-    assert len(table) > 0 and set(table.text) <= {row["text"] for row in rows}
+    # The same sentences as the same rows written in UTF-8 give, each text decoded exactly.
+    twin = load_dataset(DataConfig(data=str(write_rows(tmp_path / "utf-8.csv", rows, "utf-8"))))
+    sample = sample_examples(twin.eval, ExplainConfig().n_explain, ExplainConfig().sample_seed)
+    assert sorted(set(table.text)) == sorted(e.text for e in sample) and len(sample) == len(twin.eval) == 3
+    assert run.data.tags[artifacts.SAMPLE_HASH_TAG] == sample_hash(sample)
 
 
 def test_cli_refuses_an_unknown_encoding_in_one_line_before_any_run(tracking, tmp_path):
