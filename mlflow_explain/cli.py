@@ -11,7 +11,9 @@ from mlflow_explain.attribution import list_attribution_methods
 from mlflow_explain.config import (
     DEFAULT_MODEL,
     EMBEDDED_DATA,
+    FIXED_STEPS,
     INTEGRATION_METHODS,
+    START_STEPS,
     TARGETS,
     DataConfig,
     ExplainConfig,
@@ -40,6 +42,21 @@ class _AutoPositive(click.ParamType):
         return number
 
 
+class _AutoCount(_AutoPositive):
+    """A whole number (its range is the settings object's to check), or ``auto`` (or nothing) for the default."""
+
+    def convert(self, value, param, ctx):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("auto", "")):
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a whole number nor 'auto'", param, ctx)
+        if not number.is_integer():
+            self.fail(f"{self.name} must be a whole number, got {value}", param, ctx)
+        return int(number)
+
+
 def _optional_float(value: str | float | None, option: str) -> float | None:
     if value is None or str(value).strip().lower() in ("", "none", "off", "0"):
         return None
@@ -53,6 +70,9 @@ def _optional_int(value: str | int | None) -> int | None:
     return None if value in (None, "", 0, "0", "none", "None") else int(value)
 
 
+_N_STEPS_HELP = (
+    f"Integrated Gradients steps to start with; 'auto' is {START_STEPS} with a tolerance, {FIXED_STEPS} without."
+)
 _ENCODING_HELP = "Encoding of the input files: auto (UTF-8 with or without BOM, CP932, EUC-JP) or a Python codec."
 
 
@@ -152,9 +172,7 @@ def explain_options(func):
     """Options shared by the commands that explain: one per :class:`ExplainConfig` field (a declarative list)."""
     options = [
         click.option("--n-explain", default=18, show_default=True, type=int, help="Sentences to explain."),
-        click.option(
-            "--n-steps", default=50, show_default=True, type=int, help="Integrated Gradients steps to start with."
-        ),
+        click.option("--n-steps", default="auto", show_default=True, type=_AutoCount("n_steps"), help=_N_STEPS_HELP),
         click.option(
             "--tolerance",
             default="0.01",

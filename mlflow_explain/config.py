@@ -42,6 +42,14 @@ MAX_STEPS = 4096
 """Most integration steps (``n_steps``, ``max_steps``): the nodes cost O(n) memory and O(n^2) time, and a
 pass explains ``n`` interpolated copies of each sentence."""
 
+START_STEPS = 8
+"""Default ``n_steps`` with a completeness tolerance: the start that reached tolerance 0.01 on every pair
+with the least work (and with every score within 0.01 of a 1024-step integration) on the embedded
+default model, against starts of 4, 16, 32 and 50 (``benchmarks/bench_tolerance.py``)."""
+
+FIXED_STEPS = 50
+"""Default ``n_steps`` without a tolerance (transformers-interpret's default)."""
+
 MAX_TEXT_CHARACTERS = 100_000
 """Most characters in one text. A text longer than the model's input is truncated to ``max_length``
 tokens, but it is tokenized in full first (to count its tokens), in one step that the time budget
@@ -167,7 +175,9 @@ class ExplainConfig:
 
     Args:
         n_explain: Number of evaluation sentences to explain, stratified by true label. Defaults to 18.
-        n_steps: Integration steps of Integrated Gradients. Defaults to 50.
+        n_steps: Integration steps of Integrated Gradients to start with; ``None`` picks
+            :data:`START_STEPS` (8) when a ``tolerance`` refines the pairs that need more, and
+            :data:`FIXED_STEPS` (50) without one, when the config is made. Defaults to None.
         method: Attribution method, one of :func:`mlflow_explain.list_attribution_methods`.
             Defaults to ``"lig"`` (the batched Layer Integrated Gradients engine).
         target: Labels to attribute: ``"all"``, ``"predicted"``, ``"true"`` or ``"predicted+true"``.
@@ -199,7 +209,7 @@ class ExplainConfig:
     """
 
     n_explain: int = 18
-    n_steps: int = 50
+    n_steps: int | None = field(default=None, metadata={"none": "auto"})
     method: str = "lig"
     target: str = "all"
     internal_batch_size: int | None = None
@@ -213,6 +223,8 @@ class ExplainConfig:
     max_steps: int = 512
 
     def __post_init__(self) -> None:
+        if self.n_steps is None:
+            object.__setattr__(self, "n_steps", START_STEPS if self.tolerance is not None else FIXED_STEPS)
         if self.tolerance is not None and not self.tolerance > 0:
             raise ConfigError(
                 f"tolerance must be a positive completeness error (probability units), got {self.tolerance}; "
@@ -227,8 +239,8 @@ class ExplainConfig:
             )
         if not 1 <= self.n_steps <= MAX_STEPS:
             raise ConfigError(
-                f"n_steps must be between 1 and {MAX_STEPS} integration steps, got {self.n_steps}; 50 is a good "
-                "default (the tolerance adds steps where they are needed)."
+                f"n_steps must be between 1 and {MAX_STEPS} integration steps, got {self.n_steps}; leave it "
+                f"to the default ({START_STEPS} with a tolerance, which adds steps where they are needed)."
             )
         if self.target not in TARGETS:
             raise ConfigError(f"target must be one of {', '.join(TARGETS)}; got {self.target!r}.")

@@ -82,8 +82,8 @@ SETTINGS = {
     ),
     "n_steps=100000": (
         ["--n-steps", "100000"],
-        "Error: n_steps must be between 1 and 4096 integration steps, got 100000; 50 is a good default "
-        "(the tolerance adds steps where they are needed).",
+        "Error: n_steps must be between 1 and 4096 integration steps, got 100000; leave it to the "
+        "default (8 with a tolerance, which adds steps where they are needed).",
     ),
     "max_steps=100000": (
         ["--max-steps", "100000"],

@@ -16,6 +16,12 @@ convergence deltas run) the model skips or shares that work:
   the query, attention output and feed-forward block of that layer are computed for the first
   token alone (keys and values still cover every token). The other tokens' outputs of that layer
   do not reach the logits, so their forward and backward work is saved.
+- **Linear layers, on a CPU.** PyTorch's fp32 matrix products on a CPU go through MKL, which on
+  some CPUs (AMD's among them) takes a slower code path than oneDNN's kernels. Inside the context
+  the model's ``nn.Linear`` layers compute through oneDNN (``torch.ops.mkldnn._linear_pointwise``,
+  in fp32: the layer is left alone when PyTorch is set to compute fp32 products in lower
+  precision), with backward passes that compute the gradient of the input only: the parameters'
+  gradients are never needed for explaining.
 
 The shortcuts change how the model computes, not what: on entry the logits of real inputs are
 computed with and without them, and if they differ by more than float rounding the model runs as
@@ -137,7 +143,7 @@ def _logits(model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
 def _install(model) -> Callable[[], None] | None:
     steps = [_keep_activation_derivatives(model), _first_token_last_layer(model)]
     if next(model.parameters()).device.type == "cpu":
-        steps.append(_eager_attention(model))
+        steps += [_eager_attention(model), _onednn_linear(model)]
     undos = [undo for undo in steps if undo is not None]
     if not undos:
         return None
@@ -257,3 +263,76 @@ def _first_token_layer(layer, hidden_states: torch.Tensor, attention_mask=None, 
     context = context.transpose(1, 2).reshape(batch, 1, -1)
     attention_output = layer.attention.output(context, first)
     return layer.output(layer.intermediate(attention_output), attention_output)
+
+
+class _OneDNNLinearFunction(torch.autograd.Function):
+    """``x W^T + b`` through oneDNN, whose backward pass computes the input's gradient only."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, layer: _OneDNNLinear) -> torch.Tensor:
+        ctx.layer = layer
+        return layer.product(x, layer.weight, layer.bias)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        layer = ctx.layer
+        return layer.product(grad, layer.weight_t, None), None
+
+
+class _OneDNNLinear(torch.nn.Module):
+    """An ``nn.Linear`` of fp32 weights computed by oneDNN (the original stays the source of its weights)."""
+
+    def __init__(self, linear: torch.nn.Linear):
+        super().__init__()
+        self.linear = linear
+        self.weight = linear.weight.detach()
+        self.weight_t = linear.weight.detach().t().contiguous()  # (in, out): the backward pass's product
+        self.bias = None if linear.bias is None else linear.bias.detach()
+
+    @staticmethod
+    def product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        if not flat.is_contiguous():
+            flat = flat.contiguous()
+        out = torch.ops.mkldnn._linear_pointwise(flat, weight, bias, "none", [], "")
+        return out.view(*x.shape[:-1], weight.shape[0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32 or x.shape[-1] != self.weight.shape[1]:
+            return self.linear(x)
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _OneDNNLinearFunction.apply(x, self)
+        return self.product(x, self.weight, self.bias)
+
+
+def _fp32_products_are_exact() -> bool:
+    """Whether PyTorch computes fp32 matrix products in fp32 (no TF32/BF16 setting in force)."""
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    matmul = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+    return getattr(matmul, "fp32_precision", "none") in ("none", "ieee")
+
+
+def _onednn_linear(model) -> Callable[[], None] | None:
+    if not (
+        hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        and torch.backends.mkldnn.is_available()
+        and _fp32_products_are_exact()
+    ):
+        return None
+    swapped = [
+        (parent, name, child)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32 and child.weight.device.type == "cpu"
+    ]
+    if not swapped:
+        return None
+    for parent, name, child in swapped:
+        setattr(parent, name, _OneDNNLinear(child))
+
+    def undo() -> None:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
+
+    return undo

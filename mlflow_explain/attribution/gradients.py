@@ -88,8 +88,9 @@ def integrated_gradients(
         parity: Use transformers-interpret's position and token type ids
             (see :class:`~mlflow_explain.attribution._engine.SentenceInputs`). Defaults to False.
         tolerance: Completeness tolerance in probability units: the sentence-label pairs whose
-            ``|delta|`` exceeds it are integrated again, on their own rows and labels only, with twice the
-            steps, until they meet it or reach ``max_steps``. ``None`` integrates once. Defaults to None.
+            ``|delta|`` exceeds it are integrated again, on their own rows and labels only, with more
+            steps (:func:`refinement_plan`), until they meet it or reach ``max_steps``. ``None``
+            integrates once. Defaults to None.
         max_steps: Most steps a refined pair may use. Defaults to ``n_steps`` (no refinement).
 
     Returns:
@@ -98,62 +99,75 @@ def integrated_gradients(
     Example:
         >>> raw = integrated_gradients(model, tokenizer, encoded, [[0, 1]] * len(encoded))  # doctest: +SKIP
     """
-    integrate = partial(
-        _integrated_gradients,
-        model,
-        tokenizer,
-        integration=integration,
-        internal_batch_size=internal_batch_size,
-        parity=parity,
-    )
-    results = integrate(texts, targets, n_steps)
-    steps, limit = n_steps, max(max_steps or n_steps, n_steps)
-    while tolerance is not None and steps < limit:
-        failing = {i: [row for row, d in enumerate(r.deltas) if abs(d) > tolerance] for i, r in enumerate(results)}
-        failing = {i: rows for i, rows in failing.items() if rows}
-        if not failing:
-            break
-        steps = min(2 * steps, limit)
-        order = sorted(failing)
-        again = integrate([texts[i] for i in order], [[targets[i][row] for row in failing[i]] for i in order], steps)
-        for i, refined in zip(order, again, strict=True):
-            scores, deltas, used = results[i].scores.copy(), results[i].deltas.copy(), results[i].steps.copy()
-            rows = failing[i]
-            scores[rows], deltas[rows], used[rows] = refined.scores, refined.deltas, steps
-            results[i] = RawAttribution(scores=scores, deltas=deltas, steps=used)
+    inputs = SentenceInputs(model, tokenizer, texts, parity=parity)
+    if not len(inputs):
+        return []
+    device = model_device(model)
+    probe = probe_batch([inputs.input_row(i) for i in range(len(inputs))], inputs.pad_id, device)
+    # One installation of the shortcuts, and one evaluation of the path's ends, for every round.
+    with shared_use(model), exact_shortcuts(model, probe):
+        changes = _output_changes(model, inputs, internal_batch_size)
+        integrate = partial(_integrate, model, integration=integration, internal_batch_size=internal_batch_size)
+        results = integrate(inputs, changes, targets, n_steps)
+        limit = max(max_steps or n_steps, n_steps)
+        while tolerance is not None:
+            plan = refinement_plan(results, tolerance, limit)
+            if not plan:
+                break
+            for steps, failing in plan.items():
+                order = sorted(failing)
+                subset = [[targets[i][k] for k in failing[i]] for i in order]
+                again = integrate(inputs.select(order), [changes[i] for i in order], subset, steps)
+                for i, refined in zip(order, again, strict=True):
+                    results[i] = results[i].replaced(failing[i], refined)
     return results
 
 
-def _integrated_gradients(
+def refinement_plan(results: Sequence[RawAttribution], tolerance: float, limit: int) -> dict[int, dict[int, list[int]]]:
+    """Which sentence-label pairs to integrate again, and with how many steps.
+
+    A pair above ``tolerance`` gets twice its steps, at most ``limit``. (Growing faster for pairs far
+    above it, four or eight times, measured no faster on the embedded model: more, smaller passes.)
+
+    Returns:
+        ``{steps: {sentence: [target rows]}}``, in increasing steps; empty when nothing is left to refine.
+    """
+    plan: dict[int, dict[int, list[int]]] = {}
+    for i, result in enumerate(results):
+        for k, (delta, used) in enumerate(zip(np.abs(result.deltas), result.steps, strict=True)):
+            if delta <= tolerance or used >= limit:
+                continue
+            plan.setdefault(min(2 * int(used), limit), {}).setdefault(i, []).append(k)
+    return dict(sorted(plan.items()))
+
+
+def _output_changes(model, inputs: SentenceInputs, internal_batch_size: int | None) -> list[np.ndarray]:
+    """``f(input) - f(baseline)`` of every label, per sentence (float64): what the scores should sum to."""
+    n = len(inputs)
+    rows = [inputs.input_row(i) for i in range(n)] + [inputs.baseline_row(i) for i in range(n)]
+    ends = probabilities(model, rows, inputs.pad_id, output_activation(model), internal_batch_size).double()
+    return [(ends[i] - ends[n + i]).numpy() for i in range(n)]
+
+
+def _integrate(
     model,
-    tokenizer,
-    texts: Sequence[EncodedText],
+    inputs: SentenceInputs,
+    changes: Sequence[np.ndarray],
     targets: Sequence[Sequence[int]],
     n_steps: int,
     *,
     integration: str,
     internal_batch_size: int | None,
-    parity: bool,
 ) -> list[RawAttribution]:
     """One integration of every sentence and target at ``n_steps`` (see :func:`integrated_gradients`)."""
     points = integration_points(integration, n_steps)
-    inputs = SentenceInputs(model, tokenizer, texts, parity=parity)
     raw = _gradient_scores(
         model, inputs, targets, points, _along_path, linear=True, internal_batch_size=internal_batch_size
     )
-    activation = output_activation(model)
-    ends = probabilities(
-        model,
-        [inputs.input_row(i) for i in range(len(inputs))] + [inputs.baseline_row(i) for i in range(len(inputs))],
-        inputs.pad_id,
-        activation,
-        internal_batch_size,
-    ).double()
     results = []
-    for i, (scores, label_ids) in enumerate(zip(raw, targets, strict=True)):
-        change = (ends[i] - ends[len(inputs) + i])[list(label_ids)].numpy()
+    for scores, change, label_ids in zip(raw, changes, targets, strict=True):
         steps = np.full(len(label_ids), n_steps, dtype=np.int64)
-        results.append(RawAttribution(scores=scores, deltas=scores.sum(axis=1) - change, steps=steps))
+        results.append(RawAttribution(scores=scores, deltas=scores.sum(axis=1) - change[list(label_ids)], steps=steps))
     return results
 
 

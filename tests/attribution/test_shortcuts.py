@@ -192,3 +192,24 @@ def test_other_bert_family_classifiers_keep_their_gradients(family, first_token_
     torch.testing.assert_close(inside_logits, logits, atol=1e-5, rtol=1e-5)
     for a, b in zip(inside, expected, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_linear_layers_compute_through_onednn_on_a_cpu_and_are_put_back(model, batch):
+    linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
+    with exact_shortcuts(model, batch) as active:
+        assert active
+        swapped = [m.linear for m in model.modules() if isinstance(m, _shortcuts._OneDNNLinear)]
+        assert swapped == linears  # every one, each wrapping its original
+    assert [m for m in model.modules() if type(m) is torch.nn.Linear] == linears
+    assert not any(isinstance(m, _shortcuts._OneDNNLinear) for m in model.modules())
+
+
+def test_onednn_is_left_alone_when_fp32_products_may_lose_precision(model, batch):
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")  # lets PyTorch use bf16 or tf32 for fp32 products
+    try:
+        with exact_shortcuts(model, batch) as active:
+            assert active  # the other shortcuts still apply
+            assert not any(isinstance(m, _shortcuts._OneDNNLinear) for m in model.modules())
+    finally:
+        torch.set_float32_matmul_precision(previous)

@@ -94,3 +94,36 @@ def test_transformers_interpret_style_deltas_are_reported_not_refined(steep_mode
     assert all(a.converged is None for a in pairs) and "completeness tolerance" not in caplog.text
     assert all(a.convergence_delta is not None for a in pairs)
     assert {a.n_steps for a in pairs} <= {8, None}
+
+
+def test_refinement_rounds_share_one_shortcut_installation_and_one_evaluation_of_the_ends(
+    steep_model, tokenizer, encode, monkeypatch
+):
+    from mlflow_explain.attribution import _shortcuts, gradients
+
+    installs, ends = [], []
+    install, probabilities = _shortcuts._install, gradients.probabilities
+    monkeypatch.setattr(_shortcuts, "_install", lambda model: installs.append(1) or install(model))
+    monkeypatch.setattr(gradients, "probabilities", lambda *a, **k: ends.append(len(a[1])) or probabilities(*a, **k))
+    encoded = encode(SENTENCES)
+    refined = integrated_gradients(steep_model, tokenizer, encoded, [ALL] * 4, n_steps=4, tolerance=1e-3, max_steps=64)
+    assert max(int(r.steps.max()) for r in refined) >= 16  # at least two refinement rounds ran
+    assert installs == [1] and ends == [2 * len(encoded)]  # inputs and baselines, once
+
+
+def test_the_plan_doubles_the_steps_of_the_pairs_above_the_tolerance_up_to_the_limit():
+    from mlflow_explain.attribution import RawAttribution
+    from mlflow_explain.attribution.gradients import refinement_plan
+
+    results = [
+        RawAttribution(np.zeros((3, 2)), deltas=np.array([0.5, 0.001, -0.2]), steps=np.array([8, 8, 32])),
+        RawAttribution(np.zeros((2, 2)), deltas=np.array([0.0, 0.3]), steps=np.array([48, 64])),
+    ]
+    assert refinement_plan(results, 0.01, 64) == {16: {0: [0]}, 64: {0: [2]}}  # the pair at the limit stays
+    assert refinement_plan(results, 1.0, 64) == {}
+
+
+@pytest.mark.parametrize(("tolerance", "steps"), [(0.01, 8), (None, 50)])
+def test_n_steps_defaults_to_a_small_start_with_a_tolerance_and_to_50_without(tolerance, steps):
+    assert ExplainConfig(tolerance=tolerance).n_steps == steps
+    assert ExplainConfig(tolerance=tolerance, n_steps=12).n_steps == 12
