@@ -16,6 +16,10 @@ current model and logs, into the run that Trainer reports to:
   ``explanations/training/sentences.json``), the HTML pages and the per-class summary plot of the
   final step, and the final step's summary picture and page at the run's artifact root.
 
+Only explaining runs on the training thread (it needs the model's current weights); writing the
+tables, drawing the strips and uploading run on one background thread, in order, while training
+goes on, and are waited for at the end of training (:meth:`ExplainCallback.flush`).
+
 Explaining must not change training: the callback saves and restores the random number
 generators, the parameters' gradients and the model's train/eval mode around its work, so a
 seeded run ends with the same weights with and without it. Any failure while explaining or
@@ -25,11 +29,14 @@ are written to a local folder whose path is printed.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import queue
 import random
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -112,6 +119,7 @@ class ExplainCallback(TrainerCallback):
         self._images_step: int | None = None  # the last step whose images were logged
         self._history: list = []  # per-sentence tables of the logged steps (DataFrames)
         self.view_url: str | None = None  # the prepared chart view in the MLflow UI, set at the end
+        self._worker = _Worker()
 
     @classmethod
     def from_texts(cls, tokenizer, texts: Sequence[str], labels: Sequence[str], **kwargs) -> ExplainCallback:
@@ -159,6 +167,7 @@ class ExplainCallback(TrainerCallback):
             return
         if self._last is None or self._last[0] != state.global_step:
             self._explain_and_log(args, state, model)
+        self.flush()
         if self._last is not None and self.run_id is not None:
             if self.images_every and self._images_step != self._last[0]:
                 try:
@@ -183,19 +192,27 @@ class ExplainCallback(TrainerCallback):
                 result = explain_sample(
                     model, self.tokenizer, self.probe, self.config, max_length=self.max_length, progress=False
                 )
-            explanations, seconds, qualities = result.explanations, result.seconds, result.qualities
         except Exception as err:  # out of memory, a bad probe text, ...: warn and let training go on
             self._warn(f"could not explain the probe sentences at step {step}", err)
             return
-        self._last = (step, explanations)
+        self._last = (step, result.explanations)
         self._explanations += 1
         images = bool(self.images_every) and (self._explanations - 1) % self.images_every == 0
-        try:
-            from mlflow_explain.tracking import log_run_metrics, retry_budget
+        self._worker.submit(lambda: self._log_explained(args, step, epoch, result, images))
 
+    def flush(self) -> None:
+        """Wait until everything explained so far is logged (the end of training does it)."""
+        self._worker.join()
+
+    def _log_explained(self, args, step: int, epoch: float, result, images: bool) -> None:
+        """Log one step's explanations (on the background thread); on failure keep them locally and warn."""
+        from mlflow_explain.tracking import log_run_metrics, retry_budget
+
+        explanations = result.explanations
+        try:
             started = time.perf_counter()
             with retry_budget():  # a dead server costs seconds per step, not minutes
-                self._log_step(explanations, step, epoch, seconds, qualities)
+                self._log_step(explanations, step, epoch, result.seconds, result.qualities)
                 if images:
                     self._log_images(step, explanations)
                 # What logging this step cost (files, metrics, images): flat over the steps by design.
@@ -357,3 +374,39 @@ def _no_artifact_progress_bars() -> Iterator[None]:
         yield
     finally:
         os.environ.pop(name, None)
+
+
+class _Worker:
+    """Runs jobs in the order given on one daemon thread, started on the first job.
+
+    A job that raises is logged and the next one runs: the jobs handle their own failures, this only
+    keeps the thread alive. Jobs still queued when the interpreter exits (training that raised, so that
+    ``on_train_end`` never came) are run before it does.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="mlflow-explain-logging", daemon=True)
+                self._thread.start()
+                atexit.register(self.join)  # a training that raised still gets its explanations logged
+        self._jobs.put(job)
+
+    def join(self) -> None:
+        """Wait until every submitted job has run."""
+        self._jobs.join()
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            except Exception:  # see the class docstring
+                logger.exception("ExplainCallback: a logging job failed")
+            finally:
+                self._jobs.task_done()

@@ -236,3 +236,38 @@ def test_bad_constructor_arguments(model_and_tokenizer):
         ExplainCallback.from_texts(tokenizer, ["a", "b"], ["x"])
     with pytest.raises(ValueError, match="probe holds no sentences"):
         ExplainCallback(tokenizer, [])
+
+
+def test_logging_runs_in_the_background_and_is_flushed_at_the_end(tracking, tmp_path, monkeypatch, model_and_tokenizer):
+    import threading
+    import time
+
+    from mlflow_explain import tracking as tracking_layer
+
+    model, tokenizer = model_and_tokenizer
+    log_run_files, threads, evaluations = tracking_layer.log_run_files, [], []
+
+    def slow_upload(run_id, paths, artifact_path=None):  # a slow tracking server
+        threads.append((artifact_path or "", threading.current_thread().name))
+        time.sleep(1.0)
+        return log_run_files(run_id, paths, artifact_path)
+
+    monkeypatch.setattr(tracking_layer, "log_run_files", slow_upload)
+    callback = ExplainCallback(tokenizer, DATASET, CONFIG)
+    on_evaluate = callback.on_evaluate
+
+    def timed_evaluate(*args, **kwargs):
+        started = time.perf_counter()
+        on_evaluate(*args, **kwargs)
+        evaluations.append(time.perf_counter() - started)
+
+    monkeypatch.setattr(callback, "on_evaluate", timed_evaluate)
+    with mlflow.start_run() as run:
+        train(model, tokenizer, DATASET, TRAINING, tmp_path / "out", callbacks=[callback], report_to="none")
+    assert callback.failures == []
+    assert len(evaluations) == 2 and max(evaluations) < 1.0  # the training thread did not wait for the uploads
+    step_uploads = [name for path, name in threads if path.startswith(artifacts.STEPS_DIR)]
+    assert step_uploads == ["mlflow-explain-logging"] * 3  # baseline and two evaluations, on the worker thread
+    logged = MlflowClient().get_metric_history(run.info.run_id, "probe_log_seconds")
+    assert len(logged) == 3 and min(m.value for m in logged) >= 1.0  # every step was logged before training ended
+    assert len(_training_table(run.info.run_id).step.unique()) == 3
