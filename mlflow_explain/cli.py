@@ -13,6 +13,7 @@ from mlflow_explain.config import (
     EMBEDDED_DATA,
     FIXED_STEPS,
     INTEGRATION_METHODS,
+    LABEL_SET_SEPARATOR,
     START_STEPS,
     TARGETS,
     DataConfig,
@@ -103,6 +104,19 @@ def data_options(func):
             help="Livedoor-layout folders: explain the title or the body.",
         ),
         click.option("--encoding", default="auto", show_default=True, help=_ENCODING_HELP),
+        click.option(
+            "--multi-label",
+            default="auto",
+            show_default=True,
+            type=click.Choice(["auto", "true", "false"]),
+            help="Label sets per text (sigmoid per label, BCE); auto: when the labels are lists or hold the separator.",
+        ),
+        click.option(
+            "--label-separator",
+            default=LABEL_SET_SEPARATOR,
+            show_default=True,
+            help="What separates the labels of a label set in a CSV/TSV cell.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -169,7 +183,10 @@ def _switch(param: click.Option, value: str, ctx: click.Context) -> str:
 
 
 def explain_options(func):
-    """Options shared by the commands that explain: one per :class:`ExplainConfig` field (a declarative list)."""
+    """Options shared by the commands that explain: one per :class:`ExplainConfig` field.
+
+    It is more than 60 lines long because it is a declarative list, one option per field, which reads best whole.
+    """
     options = [
         click.option("--n-explain", default=18, show_default=True, type=int, help="Sentences to explain."),
         click.option("--n-steps", default="auto", show_default=True, type=_AutoCount("n_steps"), help=_N_STEPS_HELP),
@@ -223,6 +240,13 @@ def explain_options(func):
             type=int,
             help="Seed of the evaluation split (when the data has none) and of the explained sample; "
             "keep it fixed to compare runs.",
+        ),
+        click.option(
+            "--threshold",
+            default=0.5,
+            show_default=True,
+            type=float,
+            help="Multi-label models: predict each label whose probability is at or above it (at least the top one).",
         ),
     ]
     for option in reversed(options):
@@ -468,6 +492,8 @@ def _data_config(options: dict) -> DataConfig:
         text_field=options["text_field"],
         sample_seed=options["sample_seed"],
         encoding=options["encoding"],
+        multi_label={"auto": None, "true": True, "false": False}[options["multi_label"]],
+        label_separator=options["label_separator"],
     )
 
 
@@ -486,6 +512,7 @@ def _explain_config(options: dict) -> ExplainConfig:
         randomization=options["randomization"],
         tolerance=_optional_float(options["tolerance"], "--tolerance"),
         max_steps=options["max_steps"],
+        threshold=options["threshold"],
     )
 
 

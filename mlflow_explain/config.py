@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "EMBEDDED_DATA",
     "INTEGRATION_METHODS",
+    "LABEL_SET_SEPARATOR",
     "MAX_EXPLAIN",
     "MAX_SAMPLES",
     "MAX_SEED",
@@ -37,6 +38,10 @@ TARGETS = ("all", "predicted", "true", "predicted+true")
 """Which labels to attribute for each sentence."""
 
 TEXT_FIELDS = ("title", "body")
+
+LABEL_SET_SEPARATOR = "|"
+"""Default ``label_separator``, and the separator that joins a label set into one name (``movie|sports``) in
+tables, pages and pictures, whatever separator the data used."""
 
 MAX_STEPS = 4096
 """Most integration steps (``n_steps``, ``max_steps``): the nodes cost O(n) memory and O(n^2) time, and a
@@ -91,6 +96,13 @@ class DataConfig:
             detects UTF-8 (with or without a byte order mark), CP932 or EUC-JP in each file, or a Python
             codec name (``utf-8``, ``cp932``, ``shift_jis``, ``euc-jp``, ...) is used as given. See
             :mod:`mlflow_explain.encoding`. Defaults to ``"auto"``.
+        multi_label: Whether each text has a set of labels (multi-label classification: a sigmoid per label,
+            trained with binary cross-entropy) instead of one. ``None`` (``auto``) reads label sets when the
+            label column holds lists (JSON) or a label cell holds ``label_separator`` (CSV / TSV), and one label
+            per text otherwise; ``False`` reads every label whole; ``True`` reads label sets even when every
+            text has one label. Defaults to None.
+        label_separator: What separates the labels of a label set in a text cell (``sports|movie``). Defaults
+            to ``"|"``.
     """
 
     data: str = EMBEDDED_DATA
@@ -101,8 +113,14 @@ class DataConfig:
     text_field: str = "title"
     sample_seed: int = 42
     encoding: str = AUTO
+    multi_label: bool | None = field(default=None, metadata={"none": "auto"})
+    label_separator: str = LABEL_SET_SEPARATOR
 
     def __post_init__(self) -> None:
+        if not self.label_separator:
+            raise ConfigError(
+                "label_separator is empty; give the characters between the labels of a label set, such as '|' or ';'."
+            )
         if not str(self.data).strip():
             raise ConfigError("`data` is empty: give a file, a folder, a data set name or 'embedded'.")
         if not 0.0 < self.eval_fraction < 1.0:
@@ -206,6 +224,10 @@ class ExplainConfig:
             ``n_steps``. Defaults to 0.01.
         max_steps: Most integration steps a refined pair may use; at or below ``n_steps`` nothing is
             refined. Defaults to 512.
+        threshold: Decision threshold of multi-label models: a text is predicted to have each label whose
+            sigmoid probability is at or above it, and its most probable label when none is. It decides the
+            evaluation figures and the labels the ``predicted`` target attributes; single-label models
+            (softmax) predict their most probable label and ignore it. Defaults to 0.5.
     """
 
     n_explain: int = 18
@@ -221,6 +243,7 @@ class ExplainConfig:
     randomization: bool = False
     tolerance: float | None = field(default=0.01, metadata={"none": "none"})
     max_steps: int = 512
+    threshold: float = 0.5
 
     def __post_init__(self) -> None:
         if self.n_steps is None:
@@ -257,6 +280,10 @@ class ExplainConfig:
         if not 1 <= self.n_samples <= MAX_SAMPLES:
             raise ConfigError(f"n_samples must be between 1 and {MAX_SAMPLES}, got {self.n_samples}.")
         check_seed("sample_seed", self.sample_seed)
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(
+                f"threshold must be a probability between 0 and 1 (exclusive), got {self.threshold}; 0.5 is usual."
+            )
         # The method name is checked against the registry when explaining, so that backends
         # registered after import are accepted too.
 

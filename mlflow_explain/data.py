@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from mlflow_explain.config import EMBEDDED_DATA, MAX_TEXT_CHARACTERS, DataConfig
+from mlflow_explain.config import EMBEDDED_DATA, LABEL_SET_SEPARATOR, MAX_TEXT_CHARACTERS, DataConfig
 from mlflow_explain.encoding import AUTO, decode
 from mlflow_explain.errors import DataError
 
-__all__ = ["Example", "TextDataset", "load_dataset", "stratified_split"]
+__all__ = ["Example", "TextDataset", "join_labels", "load_dataset", "stratified_split"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +49,58 @@ SPLIT_COLUMN = "split"
 class Example:
     """One labelled text.
 
+    A single-label example has one ``label``; a multi-label example (:meth:`multi`) has a label set
+    ``labels``, and its ``label`` is the set's name (:func:`join_labels`: ``"movie|sports"``), which the
+    split, the sample and the tables group and show it by.
+
     Args:
         text: The text.
-        label: Its label name.
+        label: Its label name (the label set's name for a multi-label example), or ``None`` when unknown.
+        labels: A multi-label example's labels, sorted; empty for a single-label example. Defaults to ``()``.
+
+    Example:
+        >>> Example.multi("巨人が映画に", ["sports", "movie"]).label
+        'movie|sports'
     """
 
     text: str
-    label: str
+    label: str | None
+    labels: tuple[str, ...] = ()
+
+    @classmethod
+    def multi(cls, text: str, labels: Iterable[str]) -> Example:
+        """A multi-label example: ``labels`` sorted and without repeats, ``label`` their name.
+
+        Args:
+            text: The text.
+            labels: Its labels (one or more).
+
+        Returns:
+            The example.
+        """
+        ordered = tuple(sorted(set(labels)))
+        return cls(text, join_labels(ordered), ordered)
+
+    @property
+    def label_set(self) -> tuple[str, ...]:
+        """The example's labels: its label set, or its one label (none when the label is unknown)."""
+        if self.labels:
+            return self.labels
+        return () if self.label is None else (self.label,)
+
+
+def join_labels(labels: Iterable[str]) -> str:
+    """The name of a label set: its labels sorted and joined with :data:`~mlflow_explain.config.LABEL_SET_SEPARATOR`.
+
+    Equal sets get equal names, so a prediction is right (an exact match) when its name is the true one.
+
+    Args:
+        labels: The labels.
+
+    Returns:
+        e.g. ``"movie|sports"``.
+    """
+    return LABEL_SET_SEPARATOR.join(sorted(labels))
 
 
 @dataclass(frozen=True)
@@ -70,6 +115,8 @@ class TextDataset:
         encoding: The encoding its files were read with (``utf-8``, ``cp932``, ...; comma-separated when
             files differ). Data sets that are not text files (embedded, Hugging Face) are ``utf-8``.
             Defaults to ``"utf-8"``.
+        multi_label: Whether its examples have label sets (:meth:`Example.multi`); ``labels`` are then the
+            labels that occur in them. Defaults to False.
     """
 
     train: tuple[Example, ...]
@@ -77,6 +124,7 @@ class TextDataset:
     labels: tuple[str, ...]
     source: str
     encoding: str = "utf-8"
+    multi_label: bool = False
 
     @property
     def label2id(self) -> dict[str, int]:
@@ -108,23 +156,26 @@ def load_dataset(config: DataConfig) -> TextDataset:
     """
     source = str(config.data)
     rows, encoding = _read_source(source, config)
-    cleaned = _clean(rows, source)
+    eval_rows: list[dict] = []
     if config.eval_data:
         eval_path = Path(config.eval_data).expanduser()
         if not eval_path.is_file():
             raise DataError(f"{config.eval_data}: no such file. Check the path given as `eval_data`.")
-        train = [example for _, example, _ in cleaned]
         eval_rows, eval_encoding = _read_table(eval_path, config)
-        evaluation = [example for _, example, _ in _clean(eval_rows, config.eval_data)]
         encoding = _encoding_used([encoding, eval_encoding])
-        return _validate(train, evaluation, source, encoding, eval_source=config.eval_data)
+    reading = _label_reading([(source, rows), (config.eval_data, eval_rows)], config)
+    cleaned = _clean(rows, source, reading)
+    if config.eval_data:
+        train = [example for _, example, _ in cleaned]
+        evaluation = [example for _, example, _ in _clean(eval_rows, config.eval_data, reading)]
+        return _validate(train, evaluation, source, encoding, reading.multi, eval_source=config.eval_data)
     if any(_has_split(split) for _, _, split in cleaned):
         train, evaluation = _split_by_column(cleaned, source)
     else:
         train, evaluation = stratified_split(
             [example for _, example, _ in cleaned], config.eval_fraction, config.sample_seed
         )
-    return _validate(train, evaluation, source, encoding)
+    return _validate(train, evaluation, source, encoding, reading.multi)
 
 
 def stratified_split(
@@ -133,7 +184,9 @@ def stratified_split(
     """Split examples into train and evaluation sets, stratified by label.
 
     Each label keeps at least one training example; a label with two or more examples gets at
-    least one evaluation example.
+    least one evaluation example. Multi-label examples are stratified by label set (:attr:`Example.label`);
+    of the label sets that occur once, a share ``eval_fraction`` goes to evaluation too, each only while
+    all of its labels keep a training example, so every label is still learned from.
 
     Args:
         examples: Examples to split.
@@ -159,9 +212,32 @@ def stratified_split(
         rng.shuffle(ids)
         n_eval = min(len(ids) - 1, max(1, round(len(ids) * eval_fraction))) if len(ids) > 1 else 0
         eval_ids.update(ids[:n_eval])
+    if any(e.labels for e in examples):
+        singles = [ids[0] for ids in by_label.values() if len(ids) == 1]
+        eval_ids |= _spread_single_sets(examples, singles, eval_ids, eval_fraction, seed)
     train = [e for i, e in enumerate(examples) if i not in eval_ids]
     evaluation = [e for i, e in enumerate(examples) if i in eval_ids]
     return train, evaluation
+
+
+def _spread_single_sets(
+    examples: Sequence[Example], singles: Sequence[int], eval_ids: set[int], eval_fraction: float, seed: int
+) -> set[int]:
+    """Of the examples whose label set occurs once, the ones to hold out: a share ``eval_fraction``, each only
+    while every one of its labels keeps another training example. Its own random order, so that the
+    single-label split draws exactly what it always drew."""
+    in_training = Counter(label for i, e in enumerate(examples) if i not in eval_ids for label in e.label_set)
+    order = sorted(singles)
+    random.Random(f"{seed}:single label sets").shuffle(order)
+    wanted = round(len(order) * eval_fraction)
+    held_out: set[int] = set()
+    for i in order:
+        if len(held_out) == wanted:
+            break
+        if all(in_training[label] > 1 for label in examples[i].label_set):
+            held_out.add(i)
+            in_training.subtract(examples[i].label_set)
+    return held_out
 
 
 # --- sources: each returns rows {"text", "label", "split"} ------------------------------------
@@ -378,10 +454,13 @@ def _hf_rows(dataset, config: DataConfig, source: str, split: str | None = None)
     rows = _columns_to_rows(dataset.to_dict(), config, source)
     feature = dataset.features.get(config.label_column)
     names = getattr(feature, "names", None)  # ClassLabel columns hold ints; use their names
+    names_in_list = getattr(getattr(feature, "feature", None), "names", None)  # a list of ClassLabel: label sets
     for row in rows:
         if names is not None and isinstance(row["label"], int):
             # ClassLabel marks unlabelled rows (such as hidden test labels) with -1.
             row["label"] = names[row["label"]] if 0 <= row["label"] < len(names) else None
+        elif names_in_list is not None and isinstance(row["label"], list):
+            row["label"] = [names_in_list[i] if 0 <= i < len(names_in_list) else None for i in row["label"]]
         if split is not None:
             row["split"] = split
     return rows
@@ -390,7 +469,100 @@ def _hf_rows(dataset, config: DataConfig, source: str, split: str | None = None)
 # --- cleaning and validation ---------------------------------------------------------------------
 
 
-def _clean(rows: Sequence[dict], source: str) -> list[tuple[int, Example, object]]:
+OTHER_SEPARATORS = ("|", ";", ",", "、")
+"""Characters that often separate the labels of a label set; a label that holds one of them where the
+configured ``label_separator`` is another gets a hint."""
+
+
+@dataclass(frozen=True)
+class _LabelReading:
+    """How label cells become labels: each whole (single-label), or as label sets split on ``separator``."""
+
+    multi: bool
+    separator: str
+
+    def example(self, text: str, label: object, where: str) -> Example:
+        if not self.multi:
+            return Example(text=text, label=str(label).strip())
+        return Example.multi(text, self.label_set(label, where))
+
+    def label_set(self, value: object, where: str) -> list[str]:
+        if isinstance(value, (list, tuple)):
+            odd = [x for x in value if isinstance(x, bool) or not isinstance(x, (str, int))]
+            if odd:
+                raise DataError(
+                    f"{where}: the label list {value!r} holds {odd[0]!r}, not a label name; write the labels as "
+                    'strings, such as ["sports", "movie"].'
+                )
+            labels = [str(x).strip() for x in value]
+        else:
+            labels = [x.strip() for x in str(value).split(self.separator)]
+        if not any(labels):
+            raise DataError(
+                f"{where} has an empty label set ({value!r}); give each text at least one label, or drop the row."
+            )
+        if not all(labels):
+            raise DataError(
+                f"{where}: the label set {value!r} has an empty label; separate the labels by one "
+                f"{self.separator!r} (label_separator), with none at the start or the end."
+            )
+        return labels
+
+
+def _label_reading(sources: Sequence[tuple[str | None, Sequence[dict]]], config: DataConfig) -> _LabelReading:
+    """Whether the data holds label sets (``config.multi_label``, or found in it for ``auto``), checked.
+
+    Raises:
+        DataError: If ``multi_label`` is false and a label is a list, or it is true and no label cell holds
+            the separator while labels hold another one.
+    """
+    separator = config.label_separator
+    cells = [(source, n, row.get("label")) for source, rows in sources for n, row in enumerate(rows, start=1)]
+    listed = next((cell for cell in cells if isinstance(cell[2], (list, tuple))), None)
+    if config.multi_label is False:
+        if listed is not None:
+            raise DataError(
+                f"{listed[0]}: row {listed[1]} holds a list of labels ({listed[2]!r}) but multi_label is false; "
+                "set multi_label to auto or true to read label sets."
+            )
+        return _LabelReading(False, separator)
+    found = listed or next((c for c in cells if isinstance(c[2], str) and separator in c[2]), None)
+    other = None if found else _other_separator(cells, separator)
+    if config.multi_label is None and found:
+        logger.info(
+            "%s: row %d holds the label set %r: reading label sets (multi-label classification); set multi_label "
+            "false to read each label whole.",
+            *found,
+        )
+    elif config.multi_label is None and other:
+        logger.warning(
+            "%s: labels such as %r (row %d) hold %r; each is read as one label. If they are label sets, set "
+            "label_separator to %r.",
+            other[0],
+            other[2],
+            other[1],
+            other[3],
+            other[3],
+        )
+    elif config.multi_label and other:
+        raise DataError(
+            f"{other[0]}: multi_label is true but no label cell holds the label_separator {separator!r}, while labels "
+            f"such as {other[2]!r} (row {other[1]}) hold {other[3]!r}; set label_separator to {other[3]!r}."
+        )
+    return _LabelReading(bool(config.multi_label or found), separator)
+
+
+def _other_separator(cells, separator: str) -> tuple | None:
+    """The first label cell that holds a usual label separator other than ``separator``: (source, row, cell, it)."""
+    others = [c for c in OTHER_SEPARATORS if c != separator]
+    for source, number, value in cells:
+        hit = next((c for c in others if isinstance(value, str) and c in value), None)
+        if hit:
+            return source, number, value, hit
+    return None
+
+
+def _clean(rows: Sequence[dict], source: str, reading: _LabelReading) -> list[tuple[int, Example, object]]:
     """Turn rows into ``(row number, example, split value)``; rows without text are skipped with a warning.
 
     Raises:
@@ -418,7 +590,7 @@ def _clean(rows: Sequence[dict], source: str) -> list[tuple[int, Example, object
                 f"{source}: row {number} holds a text of {len(text)} characters, more than the {MAX_TEXT_CHARACTERS} "
                 "a text may have (the model reads only its first max_length tokens); shorten it or split it into rows."
             )
-        out.append((number, Example(text=text, label=str(label).strip()), row.get("split")))
+        out.append((number, reading.example(text, label, f"{source}: row {number}"), row.get("split")))
     if skipped:
         logger.warning("%s: skipped %d row(s) with empty or missing text.", source, skipped)
     if not out:
@@ -455,6 +627,7 @@ def _validate(
     evaluation: Sequence[Example],
     source: str,
     encoding: str | None,
+    multi_label: bool,
     eval_source: str | None = None,
 ) -> TextDataset:
     eval_source = eval_source or source
@@ -465,11 +638,11 @@ def _validate(
             f"{eval_source}: the evaluation split is empty. Add rows to it, or use more data so a share can be "
             "held out."
         )
-    counts = Counter(e.label for e in train)
+    counts = Counter(label for e in train for label in e.label_set)
     if len(counts) < 2:
         only = next(iter(counts))
         raise DataError(f"{source}: every training example has the label {only!r}; a classifier needs two or more.")
-    unseen = sorted({e.label for e in evaluation} - set(counts))
+    unseen = sorted({label for e in evaluation for label in e.label_set} - set(counts))
     if unseen:
         raise DataError(
             f"{eval_source}: evaluation labels never seen in training: {', '.join(map(repr, unseen))}. "
@@ -481,6 +654,7 @@ def _validate(
         labels=tuple(sorted(counts)),
         source=source,
         encoding=encoding or "utf-8",  # None: only ASCII files, read with `auto`
+        multi_label=multi_label,
     )
 
 

@@ -281,11 +281,12 @@ def _log_explained(explained: _Explained, explaining: ExplainConfig) -> dict[str
 
 def _log_params(dataset: TextDataset, *configs, **extra) -> None:
     """Log every field of the settings (:func:`~mlflow_explain.config.config_params`), what the data turned out to
-    be (sizes, labels, the encoding read) and ``extra``."""
+    be (sizes, labels, the encoding read, whether it holds label sets) and ``extra``."""
     tracking.log_new_params(
         {
             **config_params(*configs),
             "encoding": dataset.encoding,
+            "multi_label": str(dataset.multi_label).lower(),
             "n_train": len(dataset.train),
             "n_eval": len(dataset.eval),
             "labels": ",".join(dataset.labels),

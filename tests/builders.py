@@ -36,6 +36,39 @@ def write_csv(path: Path, rows: list[dict], columns: tuple[str, str] = ("text", 
     return path
 
 
+def multi_label_rows(per_set: int = 6) -> list[dict]:
+    """Short English sentences tagged with every topic whose keyword they hold, deterministic.
+
+    Each of the three one-topic sets and three two-topic sets gets ``per_set`` sentences; a row is
+    ``{"text": ..., "labels": [...]}`` with the labels in the order their keywords appear.
+    """
+    import itertools
+
+    topics = sorted(KEYWORDS)
+    rows = []
+    for labels in [(t,) for t in topics] + list(itertools.combinations(topics, 2)):
+        for i in range(per_set):
+            keys = [KEYWORDS[topic][(i + k) % len(KEYWORDS[topic])] for k, topic in enumerate(labels)]
+            filler = [FILLER[(i + j) % len(FILLER)] for j in range(2)]
+            rows.append({"text": f"{filler[0]} {' '.join(keys)} {filler[1]}", "labels": list(labels)})
+    return rows
+
+
+def write_label_sets(path: Path, rows: list[dict], separator: str = "|") -> Path:
+    """Write :func:`multi_label_rows` as JSONL (label lists) or CSV / TSV (labels joined by ``separator``)."""
+    import json
+
+    if path.suffix == ".jsonl":
+        lines = [json.dumps({"text": r["text"], "label": r["labels"]}) for r in rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, delimiter="\t" if path.suffix == ".tsv" else ",")
+        writer.writerow(("text", "label"))
+        writer.writerows((r["text"], separator.join(r["labels"])) for r in rows)
+    return path
+
+
 def english_vocab() -> list[str]:
     """A WordPiece vocabulary covering the English test sentences."""
     words = sorted({w for ws in KEYWORDS.values() for w in ws} | set(FILLER))
@@ -323,3 +356,184 @@ def keyword_bert():
         bert.pooler.dense.weight.copy_(torch.eye(hidden))
         model.classifier.weight.copy_(4.0 * torch.eye(n_labels, hidden))
     return model.eval()
+
+
+# --- one tiny random classifier per model family: tests/attribution/test_families.py ---------------
+
+FAMILY_TEXTS = [
+    "the goal",
+    "a big rocket launch today",
+    "new soup recipe with garlic after the week",
+    "the coach says the league match of the week is on today",
+]
+"""English sentences the families' tokenizers are trained on (and the tests explain)."""
+
+JAPANESE_TEXTS = ["試合でゴールを決めた", "ロケットの打ち上げが今日成功した", "新しいスープのレシピでニンニクを使う"]
+"""Japanese sentences of the Japanese BERTs' vocabularies."""
+
+MODEL_FAMILIES = (
+    "bert",
+    "bert-japanese-v1",
+    "bert-japanese-v3",
+    "roberta",
+    "xlm-roberta",
+    "deberta-v2",
+    "modernbert",
+    "electra",
+    "distilbert",
+    "llama",
+    "qwen2",
+)
+"""The families :func:`family_classifier` builds."""
+
+_FAMILY_SHAPE = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "initializer_range": 0.2,
+}
+
+
+def _trained_tokenizer(kind: str, special: list[str], template: str | None, **names: str):
+    """A fast tokenizer trained on :data:`FAMILY_TEXTS`: byte-level BPE (``"bpe"``, RoBERTa, ModernBERT, Llama,
+    Qwen2) or a Metaspace Unigram model (``"unigram"``, SentencePiece-like: XLM-R, DeBERTa-v3).
+
+    Args:
+        kind: ``"bpe"`` or ``"unigram"``.
+        special: Special tokens, first in the vocabulary.
+        template: Post-processing of a single text (``"<s> $A </s>"``), or ``None`` to add no token.
+        names: The tokenizer's special-token roles (``pad_token="<pad>"``, ...).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if kind == "bpe":
+        backend = Tokenizer(models.BPE())
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        backend.decoder = decoders.ByteLevel()
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+        trainer = trainers.BpeTrainer(
+            vocab_size=330, special_tokens=special, initial_alphabet=alphabet, show_progress=False
+        )
+    else:
+        backend = Tokenizer(models.Unigram())
+        backend.pre_tokenizer = pre_tokenizers.Metaspace()
+        backend.decoder = decoders.Metaspace()
+        trainer = trainers.UnigramTrainer(
+            vocab_size=120, special_tokens=special, unk_token=names.get("unk_token"), show_progress=False
+        )
+    backend.train_from_iterator(FAMILY_TEXTS, trainer=trainer)
+    if template:
+        used = [(token, backend.token_to_id(token)) for token in special if token in template.split()]
+        backend.post_processor = processors.TemplateProcessing(single=template, special_tokens=used)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=64, **names)
+
+
+def family_classifier(family: str, folder: Path, seed: int = 0):
+    """A tiny random three-label classifier of a model family and a tokenizer for it, built offline, in eval mode.
+
+    Two layers, hidden size 32, four heads (DistilBERT and the v1 Japanese BERT: see their builders), a
+    large initialiser range so that outputs are far from uniform. Tokenizers: BERT, ELECTRA and DistilBERT
+    the WordPiece :func:`keyword_tokenizer`; the Japanese BERTs MeCab + WordPiece (IPAdic through
+    :func:`save_tiny_v1_japanese_model` and ``load_pretrained``; unidic-lite through the embedded default's
+    :func:`~mlflow_explain.tokenization.build_japanese_tokenizer`); the others :func:`_trained_tokenizer`
+    with their own special tokens. The decoder classifiers (Llama, Qwen2) have a pad token in their
+    tokenizer and config and pool the last non-pad token; the Llama tokenizer adds ``<s>``, Qwen2's none.
+
+    Args:
+        family: One of :data:`MODEL_FAMILIES`.
+        folder: Where vocabulary files (and the v1 model) are written.
+        seed: Weight initialisation seed.
+
+    Returns:
+        ``(model, tokenizer)``.
+    """
+    import torch
+    import transformers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    head = {
+        "num_labels": len(KEYWORD_MODEL_LABELS),
+        "id2label": dict(enumerate(KEYWORD_MODEL_LABELS)),
+        "label2id": {label: i for i, label in enumerate(KEYWORD_MODEL_LABELS)},
+    }
+    if family == "bert-japanese-v1":
+        from mlflow_explain.modeling import load_pretrained
+
+        model, tokenizer = load_pretrained(
+            str(save_tiny_v1_japanese_model(folder / "model", JAPANESE_TEXTS, KEYWORD_MODEL_LABELS))
+        )
+        return model.eval(), tokenizer
+    bert_tokens = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]"}
+    roberta_tokens = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+    roberta_tokens |= {"cls_token": "<s>", "sep_token": "</s>", "mask_token": "<mask>"}
+    if family in ("bert", "electra", "distilbert"):
+        tokenizer = keyword_tokenizer(folder)
+    elif family == "bert-japanese-v3":
+        from mlflow_explain.tokenization import build_japanese_tokenizer
+
+        tokenizer = build_japanese_tokenizer(JAPANESE_TEXTS, folder, vocab_size=200)
+    elif family in ("roberta", "xlm-roberta"):
+        kind = "bpe" if family == "roberta" else "unigram"
+        special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        tokenizer = _trained_tokenizer(kind, special, "<s> $A </s>", **roberta_tokens)
+    elif family in ("deberta-v2", "modernbert"):
+        kind = "unigram" if family == "deberta-v2" else "bpe"
+        special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tokenizer = _trained_tokenizer(kind, special, "[CLS] $A [SEP]", mask_token="[MASK]", **bert_tokens)
+    elif family == "llama":
+        names = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+        tokenizer = _trained_tokenizer("bpe", ["<unk>", "<s>", "</s>", "<pad>"], "<s> $A", **names)
+    elif family == "qwen2":
+        special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        tokenizer = _trained_tokenizer("bpe", special, None, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    else:
+        raise ValueError(f"unknown family {family!r}; choose one of {', '.join(MODEL_FAMILIES)}")
+    vocab = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id, **head}
+    decoder = {**_FAMILY_SHAPE, "num_key_value_heads": 2, **vocab}
+    configs = {
+        "bert": lambda: transformers.BertConfig(**_FAMILY_SHAPE, **vocab),
+        "bert-japanese-v3": lambda: transformers.BertConfig(**_FAMILY_SHAPE, **vocab),
+        "electra": lambda: transformers.ElectraConfig(embedding_size=16, **_FAMILY_SHAPE, **vocab),
+        "distilbert": lambda: transformers.DistilBertConfig(
+            dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=64, initializer_range=0.2, **vocab
+        ),
+        "roberta": lambda: transformers.RobertaConfig(
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **_FAMILY_SHAPE, **vocab
+        ),
+        "xlm-roberta": lambda: transformers.XLMRobertaConfig(
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **_FAMILY_SHAPE, **vocab
+        ),
+        # DeBERTa-v3's settings: relative attention both ways, no absolute positions in the input.
+        "deberta-v2": lambda: transformers.DebertaV2Config(
+            relative_attention=True,
+            position_biased_input=False,
+            pos_att_type=["p2c", "c2p"],
+            max_relative_positions=-1,
+            position_buckets=16,
+            norm_rel_ebd="layer_norm",
+            share_att_key=True,
+            **_FAMILY_SHAPE,
+            **vocab,
+        ),
+        # A sliding window of 8 tokens in the second layer, which the longer sentences exceed.
+        "modernbert": lambda: transformers.ModernBertConfig(
+            local_attention=8,
+            global_attn_every_n_layers=2,
+            cls_token_id=tokenizer.cls_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+            bos_token_id=tokenizer.cls_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+            **_FAMILY_SHAPE,
+            **vocab,
+        ),
+        "llama": lambda: transformers.LlamaConfig(
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **decoder
+        ),
+        "qwen2": lambda: transformers.Qwen2Config(eos_token_id=tokenizer.eos_token_id, **decoder),
+    }
+    config = configs[family]()
+    torch.manual_seed(seed)
+    return transformers.AutoModelForSequenceClassification.from_config(config).eval(), tokenizer

@@ -42,16 +42,26 @@ def test_main_options_reach_every_field(captured):
         "--learning-rate", "5e-5", "--batch-size", "8", "--max-length", "64", "--seed", "7", "--explain-every", "2",
         "--n-explain", "5", "--n-steps", "20", "--tolerance", "none", "--max-steps", "128", "--method", "occlusion",
         "--target", "predicted", "--integration", "riemann_middle", "--n-samples", "9", "--quality=false",
-        "--internal-batch-size", "32", "--top-k", "3", "--sample-seed", "11",
+        "--internal-batch-size", "32", "--top-k", "3", "--sample-seed", "11", "--multi-label", "true",
+        "--label-separator", ";", "--threshold", "0.3",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     (((data, training, explaining), _),) = captured
-    assert data == DataConfig("news.csv", "s", "c", "ev.csv", 0.3, "body", 11, "cp932")
+    assert data == DataConfig("news.csv", "s", "c", "ev.csv", 0.3, "body", 11, "cp932", True, ";")
     assert training == TrainConfig("./m", 2.0, 8, 5e-5, 64, 7, 2)
     assert explaining == ExplainConfig(
         n_explain=5, n_steps=20, method="occlusion", target="predicted", internal_batch_size=32, sample_seed=11,
         top_k=3, integration="riemann_middle", n_samples=9, quality=False, tolerance=None, max_steps=128,
+        threshold=0.3,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(("value", "multi_label"), [("auto", None), ("true", True), ("false", False)])
+def test_multi_label_is_auto_true_or_false(captured, value, multi_label):
+    assert invoke("main", "--multi-label", value).exit_code == 0
+    assert invoke("explain", "--model", "./m", "--multi-label", value).exit_code == 0
+    (((main_data, _, _), _), ((_, explain_data, _, _), _)) = captured
+    assert main_data.multi_label is explain_data.multi_label is multi_label
 
 
 @pytest.mark.parametrize(
@@ -80,6 +90,9 @@ def test_switches_take_bare_and_valued_forms(captured, args, quality, randomizat
         (["--explain-every", "-2"], 2, "-2 is not in the range x>=0"),
         (["--n-steps", "0"], 1, "Error: n_steps must be between 1 and 4096"),
         (["--encoding", "bogus"], 1, "Error: encoding must be 'auto' or a Python text codec"),
+        (["--multi-label", "maybe"], 2, "'maybe' is not one of 'auto', 'true', 'false'"),
+        (["--label-separator", ""], 1, "Error: label_separator is empty; give the characters between the labels"),
+        (["--threshold", "1"], 1, "Error: threshold must be a probability between 0 and 1 (exclusive), got 1.0"),
     ],
 )
 def test_bad_options_exit_with_the_reason_before_any_job(captured, args, code, message):

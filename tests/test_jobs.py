@@ -97,7 +97,8 @@ def test_main_logs_every_setting_once_as_a_param_and_nothing_else(job):
     configs, _, run, _, _ = job
     expected = {name: str(value) for name, value in config_params(*configs).items()}
     facts = {name: run.data.params[name] for name in DATA_FACTS}
-    assert run.data.params == {**expected, "encoding": "utf-8", **facts}  # the encoding read, not "auto"
+    # the encoding read and whether the data holds label sets, not "auto"
+    assert run.data.params == {**expected, "encoding": "utf-8", "multi_label": "false", **facts}
     assert run.data.params["n_samples"] == "50" and run.data.params["method"] == "shapley-sampling"
     assert facts == {
         "n_train": "30",
