@@ -98,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             started = time.perf_counter()
             side.results = _attribute(side, model, tokenizer, encoded, predicted[0])
             side.seconds.append((time.perf_counter() - started) / len(encoded))
+            print(f"#   {side.name}: {side.seconds[-1]:.2f} s/sentence", flush=True)
     _report(sides, args)
 
 
@@ -162,13 +163,14 @@ def _attribute(side: Side, model, tokenizer, encoded, predicted: Sequence[int]) 
 def _report(sides: Sequence[Side], args: argparse.Namespace) -> None:
     print(f"\n{'side':<32}{'s/sentence':>11}{'min-max':>16}{'max |delta|':>13}{'pairs <= tol':>14}{'steps used':>14}")
     for side in sides:
-        deltas = np.abs(np.concatenate([r.deltas for r in side.results]))
-        steps = np.concatenate([r.steps for r in side.results])
+        deltas = np.abs(np.concatenate([r.deltas for r in side.results if r.deltas is not None] or [[np.nan]]))
+        steps = [r.steps for r in side.results if r.steps is not None]
         met = f"{int((deltas <= args.tolerance).sum())}/{len(deltas)}" if side.method == "lig" else "-"
-        used = f"{steps.min()}-{steps.max()}"
+        worst = f"{np.nanmax(deltas):.1e}" if np.isfinite(deltas).any() else "-"
+        used = f"{np.concatenate(steps).min()}-{np.concatenate(steps).max()}" if steps else f"{side.config.n_steps}"
         print(
             f"{side.name:<32}{statistics.median(side.seconds):>11.2f}"
-            f"{f'{min(side.seconds):.2f}-{max(side.seconds):.2f}':>16}{deltas.max():>13.1e}{met:>14}{used:>14}"
+            f"{f'{min(side.seconds):.2f}-{max(side.seconds):.2f}':>16}{worst:>13}{met:>14}{used:>14}"
         )
     print()
     by_name = {side.name: side for side in sides}
