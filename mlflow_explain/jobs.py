@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow_explain import artifacts, tracking
+from mlflow_explain import artifacts, distributed, tracking
 from mlflow_explain.attribution import get_attribution_method
 from mlflow_explain.config import DataConfig, ExplainConfig, TrainConfig, config_params
 from mlflow_explain.data import TextDataset, load_dataset
@@ -56,7 +56,7 @@ class JobResult:
     view_url: str | None = None
 
 
-def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig) -> JobResult:
+def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig) -> JobResult | None:
     """Train (or fine-tune) the classifier, then explain a fixed sample; log all of it.
 
     The explanations are computed before anything else is logged after training, and written to
@@ -68,13 +68,19 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig)
         training: Which model and how to train it.
         explaining: How to explain.
 
+    Under a launcher (``torchrun``, ``accelerate launch``) every process trains with DDP and only the
+    main one logs and explains (:mod:`mlflow_explain.distributed`).
+
     Returns:
-        The run ID, metrics and logged model URI.
+        The run ID, metrics and logged model URI; ``None`` in the other processes of a launch.
 
     Raises:
         MlflowExplainError: On bad data, models, settings or an unreachable tracking store.
     """
     _check_settings(explaining)
+    if not distributed.is_main_process():
+        _train_share(data, training)
+        return None
     tracking.check_tracking_store()
     dataset = load_dataset(data)
     with tracking.job_run() as run, tempfile.TemporaryDirectory(prefix="mlflow-explain-train-") as workdir:
@@ -83,14 +89,23 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig)
         if training.is_embedded:
             model, tokenizer = build_embedded_model(dataset, training, workdir)
         else:
-            model, tokenizer = load_pretrained(training.model, dataset.labels)
+            model, tokenizer = load_pretrained(training.model, dataset.labels, multi_label=dataset.multi_label)
         _log_tokenizer(tokenizer)
         callbacks = []
         if training.explain_every > 0:
             from mlflow_explain.callback import ExplainCallback
 
             callbacks.append(ExplainCallback(tokenizer, dataset, explaining, every=training.explain_every))
-        result = train(model, tokenizer, dataset, training, Path(workdir) / "trainer", callbacks=callbacks)
+        result = train(
+            model,
+            tokenizer,
+            dataset,
+            training,
+            Path(workdir) / "trainer",
+            callbacks=callbacks,
+            threshold=explaining.threshold,
+        )
+        _log_distributed(distributed.weight_checksums(model))
         try:
             return _explain_and_log_trained(model, tokenizer, result, data, training, explaining, dataset, run)
         except TrackingError as err:  # the store went away: keep what cost the most to make
@@ -101,7 +116,7 @@ def _explain_and_log_trained(model, tokenizer, result, data, training, explainin
     """The part of ``main`` after training: explain (into a local folder first), then log everything."""
     metrics = {f"eval_{k}": v for k, v in result.metrics.items()}
     metrics["train_seconds"] = result.train_seconds
-    logger.info("evaluation: accuracy %.3f, macro-F1 %.3f", metrics["eval_accuracy"], metrics["eval_macro_f1"])
+    _log_evaluation(metrics, explaining.threshold)
     explained = _explain(model, tokenizer, dataset, explaining, training.max_length, run)
     with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
         tracking.log_training_history(result.history)
@@ -114,6 +129,44 @@ def _explain_and_log_trained(model, tokenizer, result, data, training, explainin
     return JobResult(
         run_id=run.info.run_id, metrics=metrics, model_uri=model_uri, explainer_uri=explainer_uri, view_url=view_url
     )
+
+
+def _train_share(data: DataConfig, training: TrainConfig) -> None:
+    """Another process of a distributed launch than the main one: train its share of each batch, log nothing."""
+    dataset = load_dataset(data)
+    with tempfile.TemporaryDirectory(prefix="mlflow-explain-train-") as workdir:
+        if training.is_embedded:
+            model, tokenizer = build_embedded_model(dataset, training, workdir)
+        else:
+            model, tokenizer = load_pretrained(training.model, dataset.labels, multi_label=dataset.multi_label)
+        train(model, tokenizer, dataset, training, Path(workdir) / "trainer")
+        distributed.weight_checksums(model)  # the main process gathers every copy's
+
+
+def _log_distributed(checksums: list[float]) -> None:
+    """Under a launcher: the number of processes, and how far their trained weights differ (0: identical)."""
+    if len(checksums) < 2:
+        return
+    spread = max(checksums) - min(checksums)
+    if spread:
+        logger.warning("the processes' trained weights differ (parameter sums %s)", checksums)
+    with tracking.tracking_errors():
+        tracking.log_new_params({"world_size": len(checksums)})
+        tracking.log_metrics({"ddp_weight_spread": spread})
+
+
+def _log_evaluation(metrics: dict[str, float], threshold: float) -> None:
+    """Say the headline evaluation figures: accuracy and macro-F1, or (multi-label) micro/macro-F1 and exact match."""
+    if "eval_micro_f1" in metrics:
+        logger.info(
+            "evaluation at threshold %.2f: micro-F1 %.3f, macro-F1 %.3f, exact match %.3f",
+            threshold,
+            metrics["eval_micro_f1"],
+            metrics["eval_macro_f1"],
+            metrics["eval_subset_accuracy"],
+        )
+    else:
+        logger.info("evaluation: accuracy %.3f, macro-F1 %.3f", metrics["eval_accuracy"], metrics["eval_macro_f1"])
 
 
 def _keep_model(model, tokenizer) -> Path:
@@ -163,10 +216,12 @@ def run_explain(
             classifier, tokenizer = tracking.load_logged_model(model)
         else:
             classifier, tokenizer = load_pretrained(model)
-        align_labels(classifier, dataset.labels)
+        align_labels(classifier, dataset.labels, multi_label=dataset.multi_label)
         _log_tokenizer(tokenizer)
         limit = max_input_length(classifier, tokenizer, max_length)
-        metrics = {f"eval_{k}": v for k, v in evaluate(classifier, tokenizer, dataset, limit).items()}
+        figures = evaluate(classifier, tokenizer, dataset, limit, explaining.threshold)
+        metrics = {f"eval_{k}": v for k, v in figures.items()}
+        _log_evaluation(metrics, explaining.threshold)
         explained = _explain(classifier, tokenizer, dataset, explaining, max_length, run)
         with tracking.tracking_errors(f"the explanations are kept in {explained.folder}"):
             tracking.log_metrics(metrics)

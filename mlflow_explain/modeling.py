@@ -16,12 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mlflow_explain import distributed
 from mlflow_explain.attribution.base import EncodedText, output_activation
 from mlflow_explain.config import DEFAULT_MODEL, TrainConfig
 from mlflow_explain.data import TextDataset
 from mlflow_explain.errors import ModelError
 
 __all__ = [
+    "MULTI_LABEL",
     "TrainResult",
     "align_labels",
     "build_embedded_model",
@@ -30,6 +32,7 @@ __all__ = [
     "load_pretrained",
     "max_input_length",
     "predict_proba",
+    "problem_type",
     "train",
 ]
 
@@ -104,8 +107,20 @@ It exists so that `mlflow run .` works offline; fine-tune a pretrained Japanese 
     return ModelCard(content)
 
 
+MULTI_LABEL = "multi_label_classification"
+"""``problem_type`` of a multi-label classifier: a sigmoid per label, trained with binary cross-entropy."""
+
+
+def problem_type(multi_label: bool) -> str | None:
+    """The ``problem_type`` to train a classifier with: :data:`MULTI_LABEL`, or ``None`` for one label per text
+    (transformers then picks cross-entropy over a softmax, as it always did)."""
+    return MULTI_LABEL if multi_label else None
+
+
 def build_embedded_model(dataset: TextDataset, config: TrainConfig, workdir: str | Path):
     """Build the embedded tiny Japanese BERT and its tokenizer, untrained.
+
+    A multi-label data set (:attr:`TextDataset.multi_label`) gets a multi-label head (:data:`MULTI_LABEL`).
 
     Args:
         dataset: The data; its training texts give the vocabulary and its labels the classes.
@@ -128,6 +143,7 @@ def build_embedded_model(dataset: TextDataset, config: TrainConfig, workdir: str
         id2label=dict(enumerate(dataset.labels)),
         label2id=dataset.label2id,
         pad_token_id=tokenizer.pad_token_id,
+        problem_type=problem_type(dataset.multi_label),
         **TINY_BERT,
     )
     tokenizer.model_max_length = bert_config.max_position_embeddings
@@ -147,12 +163,13 @@ def _vocabulary_texts(dataset: TextDataset, seed: int) -> list[str]:
     return random.Random(seed).sample(texts, VOCAB_TEXTS)
 
 
-def load_pretrained(model: str, labels: Sequence[str] | None = None):
+def load_pretrained(model: str, labels: Sequence[str] | None = None, *, multi_label: bool = False):
     """Load a tokenizer and sequence-classification model from a local folder or the Hub.
 
     With ``labels``, the classification head gets one output per label and the label names go
     into the config's ``id2label`` / ``label2id`` (a head of another size, or none, is initialised,
-    as for fine-tuning). Without, the model is loaded as saved and must have its classification head:
+    as for fine-tuning), and its ``problem_type`` is set by ``multi_label``. Without, the model is loaded as
+    saved and must have its classification head:
     a bare encoder (``BertModel.save_pretrained``) would be explained with random weights, so it is
     refused. A Japanese MeCab tokenizer whose config names no dictionary gets IPAdic, the one it was
     trained with (:func:`~mlflow_explain.tokenization.tokenizer_load_kwargs`). A tokenizer without a
@@ -161,6 +178,7 @@ def load_pretrained(model: str, labels: Sequence[str] | None = None):
     Args:
         model: A local folder or a Hugging Face Hub id.
         labels: Label names for fine-tuning, or ``None`` to keep the saved head.
+        multi_label: With ``labels``, fine-tune a multi-label head (:data:`MULTI_LABEL`). Defaults to False.
 
     Returns:
         ``(model, tokenizer)``.
@@ -171,7 +189,7 @@ def load_pretrained(model: str, labels: Sequence[str] | None = None):
     """
     source, where = _model_source(model)
     tokenizer = _load_part("tokenizer", model, source, where, lambda: _load_tokenizer(source))
-    loaded, info = _load_part("weights", model, source, where, lambda: _load_classifier(source, labels))
+    loaded, info = _load_part("weights", model, source, where, lambda: _load_classifier(source, labels, multi_label))
     head = [key for key in info.get("missing_keys", ()) if not key.startswith(f"{loaded.base_model_prefix}.")]
     if head and labels is None:
         raise ModelError(
@@ -226,7 +244,7 @@ def _load_tokenizer(source: str):
     return AutoTokenizer.from_pretrained(source, **tokenizer_load_kwargs(source))
 
 
-def _load_classifier(source: str, labels: Sequence[str] | None):
+def _load_classifier(source: str, labels: Sequence[str] | None, multi_label: bool):
     from transformers import AutoModelForSequenceClassification
 
     kwargs = {}
@@ -235,6 +253,7 @@ def _load_classifier(source: str, labels: Sequence[str] | None):
             "num_labels": len(labels),
             "id2label": dict(enumerate(labels)),
             "label2id": {label: i for i, label in enumerate(labels)},
+            "problem_type": problem_type(multi_label),
             "ignore_mismatched_sizes": True,
         }
     # transformers prints a table of missing and unexpected weights; load_pretrained says what it means instead.
@@ -271,19 +290,27 @@ def _ensure_pad_token(model, tokenizer, name: str) -> None:
         model.config.pad_token_id = tokenizer.pad_token_id
 
 
-def align_labels(model, labels: Sequence[str]) -> None:
+def align_labels(model, labels: Sequence[str], *, multi_label: bool = False) -> None:
     """Check that a loaded model can explain data with ``labels``, naming its classes if needed.
 
     A model whose config has only generic names (``LABEL_0``, ...) and as many outputs as there
-    are labels gets the data's label names.
+    are labels gets the data's label names. Data with label sets needs a multi-label model; a
+    multi-label model also explains data with one label per text (each a set of one).
 
     Args:
         model: The loaded classifier; its config may be updated in place.
         labels: The data set's label names, sorted.
+        multi_label: Whether the data holds label sets. Defaults to False.
 
     Raises:
         ModelError: If the model's outputs and the data's labels do not fit together.
     """
+    if multi_label and output_activation(model) != "sigmoid":
+        raise ModelError(
+            "the data holds label sets (multi-label) but the model is a single-label classifier (a softmax over its "
+            f"labels; problem_type {model.config.problem_type!r}); fine-tune one on this data with `main`, which "
+            f"trains a multi-label head, or load a model saved with problem_type {MULTI_LABEL!r}."
+        )
     n_out = int(model.config.num_labels)
     names = [str(model.config.id2label.get(i, f"LABEL_{i}")) for i in range(n_out)] if model.config.id2label else []
     generic = not names or all(name == f"LABEL_{i}" for i, name in enumerate(names))
@@ -414,28 +441,31 @@ def predict_proba(
     return out
 
 
-def evaluate(model, tokenizer, dataset: TextDataset, max_length: int) -> dict[str, float]:
-    """Accuracy and macro-F1 of the model on the evaluation split.
+def evaluate(model, tokenizer, dataset: TextDataset, max_length: int, threshold: float = 0.5) -> dict[str, float]:
+    """The model's figures on the evaluation split.
 
     Args:
         model: The classifier, with the data's labels in its config.
         tokenizer: Its tokenizer.
         dataset: The data set.
         max_length: Longest input in tokens.
+        threshold: Decision threshold of a multi-label model (:func:`~mlflow_explain.metrics.decide`). Defaults
+            to 0.5.
 
     Returns:
-        ``{"accuracy": ..., "macro_f1": ...}``.
+        ``{"accuracy": ..., "macro_f1": ...}`` for a single-label model;
+        :func:`~mlflow_explain.metrics.multi_label_metrics` over the data set's labels for a multi-label one.
     """
-    from sklearn.metrics import accuracy_score, f1_score
+    from mlflow_explain.metrics import decide, multi_label_metrics, single_label_metrics
 
     probs = predict_proba(model, tokenizer, encode_texts(tokenizer, [e.text for e in dataset.eval], max_length))
-    id2label = model.config.id2label
-    predicted = [id2label[int(i)] for i in probs.argmax(axis=1)]
-    truth = [e.label for e in dataset.eval]
-    return {
-        "accuracy": float(accuracy_score(truth, predicted)),
-        "macro_f1": float(f1_score(truth, predicted, average="macro", labels=list(dataset.labels), zero_division=0)),
-    }
+    id2label = {int(i): str(name) for i, name in model.config.id2label.items()}
+    if output_activation(model) != "sigmoid":
+        predicted = [id2label[int(i)] for i in probs.argmax(axis=1)]
+        return single_label_metrics([e.label for e in dataset.eval], predicted, dataset.labels)
+    columns = [{name: i for i, name in id2label.items()}[label] for label in dataset.labels]
+    truth = np.array([[label in e.label_set for label in dataset.labels] for e in dataset.eval], dtype=bool)
+    return multi_label_metrics(truth, decide(probs, threshold)[:, columns], dataset.labels)
 
 
 EPOCH_EVAL_TEXTS = 5_000
@@ -456,11 +486,16 @@ def _epoch_eval_examples(dataset: TextDataset, seed: int) -> Sequence:
 
 
 class _EncodedDataset(torch.utils.data.Dataset):
-    def __init__(self, tokenizer, examples, label2id: dict[str, int], max_length: int):
+    """Encoded texts with their targets: the class index, or (``multi_label``) a 0/1 float per label for BCE."""
+
+    def __init__(self, tokenizer, examples, label2id: dict[str, int], max_length: int, multi_label: bool):
         texts = [e.text for e in examples]
         # Text that spells a control token ("[SEP]") is text, as in encode_texts.
         self.encodings = tokenizer(texts, truncation=True, max_length=max_length, split_special_tokens=True)
-        self.labels = [label2id[e.label] for e in examples]
+        if multi_label:
+            self.labels = [[float(label in e.label_set) for label in label2id] for e in examples]
+        else:
+            self.labels = [label2id[e.label] for e in examples]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -479,8 +514,12 @@ def train(
     output_dir: str | Path,
     callbacks: Sequence = (),
     report_to: str = "none",
+    threshold: float = 0.5,
 ) -> TrainResult:
     """Fine-tune (or train from scratch) with ``transformers.Trainer``, evaluating every epoch.
+
+    A multi-label model (``problem_type`` :data:`MULTI_LABEL`) learns each label set as one 0/1 target per label,
+    with binary cross-entropy on the logits.
 
     Args:
         model: The classifier, with the data's labels in its config.
@@ -490,15 +529,17 @@ def train(
         output_dir: Trainer's working folder (no checkpoints are saved there).
         callbacks: Extra ``TrainerCallback`` objects, e.g. :class:`mlflow_explain.ExplainCallback`.
         report_to: Trainer's ``report_to``. Defaults to ``"none"``.
+        threshold: Decision threshold of the final evaluation of a multi-label model. Defaults to 0.5.
 
     Returns:
-        The final evaluation metrics, the log history and the training time.
+        The final evaluation metrics (:func:`evaluate`), the log history and the training time.
     """
     import time
 
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
+    label2id = {str(k): int(v) for k, v in sorted(model.config.label2id.items(), key=lambda item: item[1])}
+    multi_label = output_activation(model) == "sigmoid"
     max_length = max_input_length(model, tokenizer, config.max_length)
     args = TrainingArguments(
         output_dir=str(output_dir),
@@ -515,17 +556,20 @@ def train(
         dataloader_pin_memory=torch.cuda.is_available(),
         seed=config.seed,
         data_seed=config.seed,
+        ddp_backend=distributed.backend(),  # gloo on CPUs under torchrun (see mlflow_explain.distributed)
     )
     trainer = Trainer(
         model=model,
         args=args,
-        train_dataset=_EncodedDataset(tokenizer, dataset.train, label2id, max_length),
-        eval_dataset=_EncodedDataset(tokenizer, _epoch_eval_examples(dataset, config.seed), label2id, max_length),
+        train_dataset=_EncodedDataset(tokenizer, dataset.train, label2id, max_length, multi_label),
+        eval_dataset=_EncodedDataset(
+            tokenizer, _epoch_eval_examples(dataset, config.seed), label2id, max_length, multi_label
+        ),
         data_collator=DataCollatorWithPadding(tokenizer),
         callbacks=list(callbacks),
     )
     started = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - started
-    metrics = evaluate(model, tokenizer, dataset, max_length)
+    metrics = evaluate(model, tokenizer, dataset, max_length, threshold)
     return TrainResult(metrics=metrics, history=list(trainer.state.log_history), train_seconds=seconds)
