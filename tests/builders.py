@@ -431,7 +431,7 @@ def _trained_tokenizer(kind: str, special: list[str], template: str | None, **na
     return PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=64, **names)
 
 
-def family_classifier(family: str, folder: Path, seed: int = 0):
+def family_classifier(family: str, folder: Path, seed: int = 0, *, zero_pad: bool = False):
     """A tiny random three-label classifier of a model family and a tokenizer for it, built offline, in eval mode.
 
     Two layers, hidden size 32, four heads (DistilBERT and the v1 Japanese BERT: see their builders), a
@@ -442,10 +442,17 @@ def family_classifier(family: str, folder: Path, seed: int = 0):
     with their own special tokens. The decoder classifiers (Llama, Qwen2) have a pad token in their
     tokenizer and config and pool the last non-pad token; the Llama tokenizer adds ``<s>``, Qwen2's none.
 
+    A model built from a config has a zero pad embedding (``nn.Embedding``'s ``padding_idx``). A checkpoint's
+    pad token is a trained token (Qwen2's ``<|endoftext|>``, Llama's end-of-sequence token when it pads) or,
+    added later, initialised by ``resize_token_embeddings`` to the embeddings' mean; so by default its row
+    is drawn like the others.
+
     Args:
         family: One of :data:`MODEL_FAMILIES`.
         folder: Where vocabulary files (and the v1 model) are written.
         seed: Weight initialisation seed.
+        zero_pad: Keep the zero pad embedding of a model built from a config (the v1 Japanese BERT's
+            builder always keeps it).
 
     Returns:
         ``(model, tokenizer)``.
@@ -536,4 +543,9 @@ def family_classifier(family: str, folder: Path, seed: int = 0):
     }
     config = configs[family]()
     torch.manual_seed(seed)
-    return transformers.AutoModelForSequenceClassification.from_config(config).eval(), tokenizer
+    model = transformers.AutoModelForSequenceClassification.from_config(config).eval()
+    if not zero_pad:
+        with torch.no_grad():
+            weight = model.get_input_embeddings().weight
+            weight[tokenizer.pad_token_id] = torch.randn(weight.shape[1]) * config.initializer_range
+    return model, tokenizer

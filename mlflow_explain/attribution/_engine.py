@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
+import dataclasses
 import inspect
 import threading
 import time
@@ -272,11 +273,15 @@ class Row:
         ids: Token ids, shape ``(length,)``.
         position_ids: Explicit position ids, or ``None`` for the model's own.
         token_type_ids: Explicit token type ids, or ``None`` for the model's own.
+        embedding_ids: Ids whose word embeddings replace those of ``ids``, or ``None``. What the model
+            derives from the ids themselves (RoBERTa's position ids, the last non-pad token that a
+            decoder classifier pools) still reads ``ids``. Applied by :func:`probabilities`.
     """
 
     ids: torch.Tensor
     position_ids: torch.Tensor | None = None
     token_type_ids: torch.Tensor | None = None
+    embedding_ids: torch.Tensor | None = None
 
 
 class SentenceInputs:
@@ -312,6 +317,7 @@ class SentenceInputs:
         ]
         model_type = getattr(model.config, "model_type", None)
         parameters = inspect.signature(model.forward).parameters
+        self._parity = parity
         self._positions = parity and "position_ids" in parameters and model_type not in _OWN_IDS_MODEL_TYPES
         self._token_types = parity and "token_type_ids" in parameters and model_type not in _OWN_IDS_MODEL_TYPES
 
@@ -342,7 +348,17 @@ class SentenceInputs:
         return Row(self.ids[i], positions, token_types)
 
     def baseline_row(self, i: int) -> Row:
-        """The baseline of sentence ``i`` as the convergence delta evaluates it."""
+        """The baseline of sentence ``i`` as the convergence delta evaluates it.
+
+        By default the start of the integration path: the input's row with the baseline's word
+        embeddings (``embedding_ids``), since the path moves the word embeddings only. Run as token
+        ids instead, a baseline of pad tokens would also move RoBERTa's position ids (derived from
+        the pad tokens) and the token a decoder classifier pools (the last non-pad one), and the
+        delta would never reach 0. With ``parity``, transformers-interpret's baseline: the baseline
+        ids with all-zero position and token type ids.
+        """
+        if not self._parity:
+            return dataclasses.replace(self.input_row(i), embedding_ids=self.baseline_ids[i])
         zeros = torch.zeros(len(self.ids[i]), dtype=torch.long)
         return Row(
             self.baseline_ids[i],
@@ -475,9 +491,23 @@ def probabilities(
     with shared_use(model), exact_shortcuts(model, probe_batch(rows, pad_id, device)):
         for batch in plan_passes(lengths, [1] * len(rows), internal_batch_size, token_budget(device)):
             index = [item for item, _ in batch]
-            logits = forward_logits(model, stack_rows([rows[i] for i in index], pad_id, device))
+            chosen = [rows[i] for i in index]
+            embeddings = _replaced_embeddings(model, chosen, pad_id)
+            logits = forward_logits(model, stack_rows(chosen, pad_id, device), embeddings)
             out[index] = output_function(logits.double(), activation).cpu()
     return out
+
+
+def _replaced_embeddings(model, rows: Sequence[Row], pad_id: int) -> torch.Tensor | None:
+    """The word embeddings of ``rows`` padded as :func:`stack_rows` pads them, ``embedding_ids`` where a row
+    has them; ``None`` when no row has any (the model then embeds its ids itself)."""
+    from torch.nn.utils.rnn import pad_sequence
+
+    if all(r.embedding_ids is None for r in rows):
+        return None
+    ids = [r.ids if r.embedding_ids is None else r.embedding_ids for r in rows]
+    embedding = model.get_input_embeddings()
+    return embedding(pad_sequence(ids, batch_first=True, padding_value=pad_id).to(embedding.weight.device))
 
 
 def padded_targets(targets: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,8 +9,9 @@ from typing import Protocol
 import numpy as np
 
 from mlflow_explain.config import ExplainConfig
+from mlflow_explain.errors import ExplanationError
 
-__all__ = ["AttributionMethod", "EncodedText", "RawAttribution", "output_activation"]
+__all__ = ["AttributionMethod", "EncodedText", "RawAttribution", "check_sequence_classifier", "output_activation"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,46 @@ def output_activation(model) -> str:
 
     Returns:
         ``"sigmoid"`` for ``problem_type == "multi_label_classification"``, else ``"softmax"``.
+
+    Raises:
+        ExplanationError: If ``model`` is a transformers model without a sequence-classification head
+            (:func:`check_sequence_classifier`): prediction and every backend ask this first.
     """
+    check_sequence_classifier(model)
     problem_type = getattr(model.config, "problem_type", None)
     return "sigmoid" if problem_type == "multi_label_classification" else "softmax"
+
+
+def check_sequence_classifier(model) -> None:
+    """Refuse a transformers model that gives no sequence-classification logits, naming its family.
+
+    Predictions and attributions read a ``...ForSequenceClassification`` model's logits, one row of
+    label scores per text. A bare encoder (``AutoModel``: no logits) or another task's head
+    (``...ForTokenClassification``: logits per token) would fail deep inside a forward pass with an
+    error about tensor shapes or a missing ``logits`` attribute. Models defined outside transformers
+    (wrappers, own heads) are not checked.
+
+    Args:
+        model: The model to explain.
+
+    Raises:
+        ExplanationError: If ``model`` is a transformers class whose name does not end with
+            ``ForSequenceClassification``.
+
+    Example:
+        >>> from transformers import BertConfig, BertModel
+        >>> encoder = BertModel(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=1))
+        >>> check_sequence_classifier(encoder)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        mlflow_explain.errors.ExplanationError: BertModel (model type 'bert') gives no sequence-classification logits...
+    """
+    kind = type(model)
+    if not kind.__module__.startswith("transformers.") or kind.__name__.endswith("ForSequenceClassification"):
+        return
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    raise ExplanationError(
+        f"{kind.__name__} (model type {model_type!r}) gives no sequence-classification logits (one row of label "
+        "scores per text), so it cannot be explained: load it with transformers.AutoModelForSequenceClassification, "
+        "or save it from a ...ForSequenceClassification model."
+    )
