@@ -14,12 +14,14 @@ from mlflow_explain.attribution import (
     check_time_budget,
     exclusive_use,
     get_attribution_method,
+    output_activation,
     shared_use,
 )
 from mlflow_explain.config import ExplainConfig
-from mlflow_explain.data import Example
+from mlflow_explain.data import Example, join_labels
 from mlflow_explain.errors import ExplanationError
 from mlflow_explain.explanation import Explanation, LabelAttribution, TokenScore, word_indices
+from mlflow_explain.metrics import predicted_ids
 from mlflow_explain.modeling import encode_texts, max_input_length, predict_proba
 
 __all__ = ["explain_examples", "select_targets"]
@@ -30,26 +32,32 @@ CHUNK = 8
 """Sentences handed to the attribution backend at a time (the progress bar moves per chunk)."""
 
 
-def select_targets(target: str, probabilities: np.ndarray, true_id: int | None) -> list[int]:
+def select_targets(
+    target: str, probabilities: np.ndarray, true_id: int | Sequence[int] | None, threshold: float | None = None
+) -> list[int]:
     """The label indices to attribute for one sentence.
 
     Args:
         target: ``"all"``, ``"predicted"``, ``"true"`` or ``"predicted+true"``.
         probabilities: The sentence's label probabilities.
-        true_id: Index of the true label, or ``None`` when unknown (``"true"`` then falls back
-            to the predicted label).
+        true_id: Index of the true label, the indices of the true label set (multi-label), or ``None`` (or
+            none) when unknown (``"true"`` then falls back to the predicted labels).
+        threshold: A multi-label model's decision threshold: the predicted labels are each label at or above
+            it, and at least the most probable one (:func:`~mlflow_explain.metrics.predicted_ids`). ``None``
+            (single-label) predicts the most probable label. Defaults to None.
 
     Returns:
-        Label indices, predicted label first where it is included.
+        Label indices, the predicted ones first (most probable first) where they are included.
     """
-    predicted = int(np.argmax(probabilities))
+    predicted = predicted_ids(probabilities, threshold)
+    true = [] if true_id is None else [true_id] if isinstance(true_id, int) else list(true_id)
     if target == "all":
         return list(range(len(probabilities)))
-    if target == "predicted" or true_id is None:
-        return [predicted]
+    if target == "predicted" or not true:
+        return predicted
     if target == "true":
-        return [true_id]
-    return [predicted] if true_id == predicted else [predicted, true_id]
+        return true
+    return predicted + [i for i in true if i not in predicted]
 
 
 def explain_examples(
@@ -87,11 +95,13 @@ def explain_examples(
     method = get_attribution_method(config.method)
     id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
     label2id = {v: k for k, v in id2label.items()}
+    threshold = config.threshold if output_activation(model) == "sigmoid" else None
     encoded = _encode(tokenizer, [e.text for e in examples], max_input_length(model, tokenizer, max_length))
     with shared_use(model):
         probabilities = predict_proba(model, tokenizer, encoded)
     targets = [
-        select_targets(config.target, p, label2id.get(ex.label)) for p, ex in zip(probabilities, examples, strict=True)
+        select_targets(config.target, p, [label2id[x] for x in ex.label_set if x in label2id], threshold)
+        for p, ex in zip(probabilities, examples, strict=True)
     ]
     was_training = model.training
     model.eval()
@@ -111,7 +121,7 @@ def explain_examples(
         model.train(was_training)
     checked = config if getattr(method, "checks_completeness", True) else replace(config, tolerance=None)
     explanations = [
-        _assemble(i, ex, enc, probs, tgt, r, id2label, checked)
+        _assemble(i, ex, enc, probs, tgt, r, id2label, checked, threshold)
         for i, (ex, enc, probs, tgt, r) in enumerate(zip(examples, encoded, probabilities, targets, raw, strict=True))
     ]
     _warn_unconverged(explanations, checked)
@@ -163,9 +173,11 @@ def _assemble(
     raw: RawAttribution,
     id2label: dict[int, str],
     config: ExplainConfig,
+    threshold: float | None,
 ) -> Explanation:
     words = word_indices(encoded.tokens, encoded.special)
-    predicted = int(np.argmax(probabilities))
+    predicted_set = predicted_ids(probabilities, threshold)
+    predicted = predicted_set[0]
     attributions = []
     for row, label_id in enumerate(targets):
         tokens = tuple(
@@ -187,8 +199,11 @@ def _assemble(
         sentence_id=sentence_id,
         text=example.text,
         true_label=example.label,
-        predicted_label=id2label[predicted],
+        predicted_label=id2label[predicted] if threshold is None else join_labels(id2label[i] for i in predicted_set),
         predicted_probability=float(probabilities[predicted]),
+        predicted_labels=()
+        if threshold is None
+        else tuple((id2label[i], float(probabilities[i])) for i in predicted_set),
         attributions=tuple(attributions),
         truncated=encoded.truncated,
         n_tokens=encoded.n_tokens,

@@ -130,12 +130,17 @@ class Explanation:
             set and seed, so runs compare sentence by sentence.
         text: The sentence as given.
         true_label: The label from the data, or ``None`` when unknown.
-        predicted_label: The model's top label.
-        predicted_probability: The model's probability for ``predicted_label``.
+        predicted_label: The model's top label; for a multi-label model, the name of its predicted label set
+            (``movie|sports``, :func:`~mlflow_explain.data.join_labels`), so that it equals ``true_label`` when
+            the prediction is an exact match.
+        predicted_probability: The model's probability for ``predicted_label`` (for a multi-label model, that of
+            its most probable label).
         attributions: One entry per attributed label.
         truncated: Whether the text was cut to the model's maximum length.
         n_tokens: Number of tokens the full text has (before truncation), special tokens included.
         method: Name of the attribution method that produced the scores.
+        predicted_labels: A multi-label model's predicted labels with their (sigmoid) probabilities, most
+            probable first; empty for a single-label model. Defaults to ``()``.
     """
 
     sentence_id: int
@@ -147,6 +152,7 @@ class Explanation:
     truncated: bool = False
     n_tokens: int = 0
     method: str = ""
+    predicted_labels: tuple[tuple[str, float], ...] = ()
 
     @property
     def attributed_labels(self) -> tuple[str, ...]:
@@ -172,9 +178,10 @@ class Explanation:
 
     @property
     def primary(self) -> LabelAttribution:
-        """The attribution of the predicted label when it was attributed, else the first one."""
+        """The attribution of the predicted label (a multi-label model's most probable one) when it was attributed,
+        else the first one."""
         try:
-            return self.for_label(self.predicted_label)
+            return self.for_label(self.predicted_labels[0][0] if self.predicted_labels else self.predicted_label)
         except KeyError:
             return self.attributions[0]
 

@@ -8,9 +8,11 @@ import pytest
 import torch
 from builders import english_rows, multi_label_rows, save_tiny_english_model, write_csv, write_label_sets
 
-from mlflow_explain.config import DataConfig, TrainConfig
-from mlflow_explain.data import load_dataset
+from mlflow_explain.config import DataConfig, ExplainConfig, TrainConfig
+from mlflow_explain.data import Example, join_labels, load_dataset
 from mlflow_explain.errors import ModelError
+from mlflow_explain.explainer import explain_examples, select_targets
+from mlflow_explain.explanation import Explanation, LabelAttribution, TokenScore, summary_metrics
 from mlflow_explain.modeling import (
     MULTI_LABEL,
     align_labels,
@@ -21,6 +23,10 @@ from mlflow_explain.modeling import (
     predict_proba,
     train,
 )
+from mlflow_explain.pipeline import explain_sample
+from mlflow_explain.render.html import render_html
+from mlflow_explain.render.strip import header_parts, token_strip
+from mlflow_explain.render.table import attribution_table, sentence_table
 
 TOPICS = ("cooking", "football", "space")
 
@@ -103,3 +109,167 @@ def test_a_tiny_bert_learns_the_label_sets_above_chance(tags, tmp_path):
     # guessing one of the six label sets matches 1 in 6.
     assert metrics["micro_f1"] > 0.75 and metrics["macro_f1"] > 0.75
     assert metrics["subset_accuracy"] > 0.3
+
+
+# --- explanations towards label sets --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sigmoid_model(tmp_path_factory):
+    return load_pretrained(str(save_tiny_english_model(tmp_path_factory.mktemp("ml") / "m", problem_type=MULTI_LABEL)))
+
+
+TEXT = "rocket soup today"
+
+
+def probabilities_of(model, tokenizer, text: str) -> np.ndarray:
+    (encoded,) = encode_texts(tokenizer, [text], 32)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([encoded.input_ids])).logits[0]
+    return torch.sigmoid(logits).numpy()
+
+
+def explain(model, tokenizer, example, **settings):
+    (explanation,) = explain_examples(model, tokenizer, [example], ExplainConfig(n_steps=4, **settings), progress=False)
+    return explanation
+
+
+def between_second_and_third(probabilities: np.ndarray) -> float:
+    """A threshold that the two most probable labels pass and the third does not."""
+    ordered = np.sort(probabilities)[::-1]
+    return float(ordered[1] + ordered[2]) / 2
+
+
+def test_select_targets_takes_label_sets_and_a_threshold():
+    probs = np.array([0.6, 0.9, 0.2])
+    assert select_targets("predicted", probs, [2], threshold=0.5) == [1, 0]  # most probable first
+    assert select_targets("predicted", probs, [2], threshold=0.95) == [1]  # at least the top one
+    assert select_targets("true", probs, [0, 2], threshold=0.5) == [0, 2]
+    assert select_targets("true", probs, [], threshold=0.5) == [1, 0]  # no known true label: the prediction
+    assert select_targets("predicted+true", probs, [0, 2], threshold=0.5) == [1, 0, 2]
+    assert select_targets("all", probs, [0], threshold=0.5) == [0, 1, 2]
+
+
+def test_predicted_explains_each_label_above_the_threshold_with_its_sigmoid_probability(sigmoid_model):
+    model, tokenizer = sigmoid_model
+    probabilities = probabilities_of(model, tokenizer, TEXT)
+    threshold = between_second_and_third(probabilities)
+    top_two = [model.config.id2label[int(i)] for i in np.argsort(-probabilities)[:2]]
+
+    explanation = explain(model, tokenizer, Example.multi(TEXT, ["space"]), target="predicted", threshold=threshold)
+
+    assert explanation.attributed_labels == tuple(top_two)
+    assert explanation.predicted_label == "|".join(sorted(top_two)) and explanation.true_label == "space"
+    assert [label for label, _ in explanation.predicted_labels] == top_two
+    label2id = {v: k for k, v in model.config.id2label.items()}
+    for attribution in explanation.attributions:  # sigmoid, not softmax: they need not sum to 1
+        assert attribution.probability == pytest.approx(float(probabilities[label2id[attribution.label]]), abs=1e-6)
+    assert explanation.predicted_probability == pytest.approx(float(probabilities.max()), abs=1e-6)
+    assert explanation.primary.label == top_two[0]
+
+
+def test_a_threshold_above_every_probability_predicts_the_top_label(sigmoid_model):
+    model, tokenizer = sigmoid_model
+    explanation = explain(model, tokenizer, Example(TEXT, None), target="predicted", threshold=0.99)
+    top = model.config.id2label[int(np.argmax(probabilities_of(model, tokenizer, TEXT)))]
+    assert explanation.attributed_labels == (top,) and explanation.predicted_label == top
+
+
+def test_true_explains_each_true_label_and_predicted_true_adds_the_missing_ones(sigmoid_model):
+    model, tokenizer = sigmoid_model
+    example = Example.multi(TEXT, ["space", "cooking"])
+    assert explain(model, tokenizer, example, target="true").attributed_labels == ("cooking", "space")
+    both = explain(model, tokenizer, example, target="predicted+true", threshold=0.99)
+    top = both.predicted_labels[0][0]
+    assert both.attributed_labels == (top, *(x for x in ("cooking", "space") if x != top))
+    unknown = explain(model, tokenizer, Example.multi(TEXT, ["politics"]), target="true", threshold=0.99)
+    assert unknown.attributed_labels == (top,)  # a label the model does not know: the prediction
+
+
+def test_lig_integrates_the_sigmoid_of_each_label_to_the_tolerance(sigmoid_model):
+    model, tokenizer = sigmoid_model
+    explanation = explain(model, tokenizer, Example.multi(TEXT, ["space"]), target="all")
+    assert len(explanation.attributions) == 3
+    assert all(a.converged for a in explanation.attributions)  # deltas in sigmoid probability units
+    assert sum(a.probability for a in explanation.attributions) != pytest.approx(1.0, abs=1e-3)
+
+
+def test_quality_scores_the_most_probable_predicted_label(sigmoid_model):
+    model, tokenizer = sigmoid_model
+    examples = [Example.multi(TEXT, ["space", "cooking"]), Example.multi("the oven goal", ["football"])]
+    config = ExplainConfig(n_steps=4, target="predicted", threshold=0.01, randomization=True)
+    result = explain_sample(model, tokenizer, examples, config, progress=False)
+    assert [q.label for q in result.qualities] == [e.predicted_labels[0][0] for e in result.explanations]
+    assert all(len(e.attributions) == 3 for e in result.explanations)  # 0.01: every label is predicted
+    assert np.isfinite(result.metrics["quality_comprehensiveness"])
+    assert np.isfinite(result.metrics["quality_randomization_spearman"])
+
+
+def test_a_single_label_model_still_predicts_one_label(tmp_path):
+    model, tokenizer = load_pretrained(str(save_tiny_english_model(tmp_path / "m")))
+    explanation = explain(model, tokenizer, Example(TEXT, "space"), target="predicted", threshold=0.01)
+    assert len(explanation.attributed_labels) == 1 and explanation.predicted_labels == ()
+    assert "|" not in explanation.predicted_label
+
+
+# --- pages, tables and pictures show the label sets ------------------------------------------------
+
+
+def multi_label_explanation(predicted: list[tuple[str, float]], true: list[str]) -> Explanation:
+    tokens = ("[CLS]", "rocket", "soup", "[SEP]")
+    attributions = tuple(
+        LabelAttribution(
+            label=label,
+            probability=p,
+            tokens=tuple(
+                TokenScore(i, t, 0.5 if i == 1 else 0.1, -1 if t.startswith("[") else i - 1, t.startswith("["))
+                for i, t in enumerate(tokens)
+            ),
+        )
+        for label, p in predicted
+    )
+    return Explanation(
+        sentence_id=0,
+        text="rocket soup",
+        true_label=join_labels(true),
+        predicted_label=join_labels(label for label, _ in predicted),
+        predicted_probability=predicted[0][1],
+        attributions=attributions,
+        predicted_labels=tuple(predicted),
+    )
+
+
+RIGHT = multi_label_explanation([("space", 0.91), ("cooking", 0.73)], ["cooking", "space"])
+WRONG = multi_label_explanation([("space", 0.91)], ["cooking", "space"])
+
+
+def test_the_page_shows_the_true_and_predicted_label_sets():
+    page = render_html([RIGHT])
+    assert '<td class="label">cooking|space</td>' in page
+    assert 'space <span class="prob">(0.91)</span> | cooking <span class="prob">(0.73)</span></td>' in page
+    assert "misclassified" not in page.split("</thead>")[1]  # the exact set: right
+    wrong = render_html([WRONG])
+    assert '<td class="label wrong">space <span class="prob">(0.91)</span></td>' in wrong
+    assert '<span class="badge wrong">misclassified</span>' in wrong
+
+
+def test_the_tables_show_the_label_sets_and_an_exact_match_as_correct():
+    sentences = sentence_table([RIGHT, WRONG])
+    assert sentences.true_label.tolist() == ["cooking|space"] * 2
+    assert sentences.predicted_label.tolist() == ["cooking|space", "space"]
+    assert sentences.correct.tolist() == [True, False]
+    assert sentences.attributed_label.tolist() == ["space", "space"]  # the most probable predicted label
+    rows = attribution_table([RIGHT])
+    assert set(rows.attributed_label) == {"space", "cooking"} and set(rows.predicted_label) == {"cooking|space"}
+    assert summary_metrics([RIGHT, WRONG])["sample_accuracy"] == 0.5
+
+
+def test_the_strip_header_shows_the_label_sets():
+    assert header_parts(RIGHT, "space", "k") == [
+        "k",
+        "true cooking|space",
+        "predicted space (0.91)|cooking (0.73)",
+        "towards space",
+    ]
+    strip = token_strip(RIGHT, key="k")
+    assert strip.size == (256, 256)

@@ -97,7 +97,8 @@ def render_html(
     """Render explanations as one self-contained HTML page.
 
     One table row per sentence x attributed label, with the columns True Label, Predicted Label
-    (with its probability), Attribution Label, Attribution Score (sum of the token scores) and Word
+    (with its probability; for a multi-label model the true and predicted label sets, ``movie|sports``,
+    each predicted label with its probability), Attribution Label, Attribution Score (sum of the token scores) and Word
     Importance (the tokens coloured by score). The rows of one sentence follow a header row with
     its id and full text, flagged when the prediction is wrong or the text was truncated. All
     colours share one scale: the largest ``|score|`` on the page.
@@ -171,8 +172,7 @@ def _sentence(explanation: Explanation, rows: list[tuple[LabelAttribution, list[
     body = [
         '<tr class="attribution">'
         f'<td class="label">{true_cell}</td>'
-        f'<td class="label{" wrong" if wrong else ""}">'
-        f"{with_probability(explanation.predicted_label, explanation.predicted_probability)}</td>"
+        f'<td class="label{" wrong" if wrong else ""}">{_predicted(explanation)}</td>'
         f'<td class="label">{with_probability(attribution.label, attribution.probability)}</td>'
         f'<td class="num">{attribution.attribution_score:.2f}</td>'
         f'<td class="tokens">{"".join(mark(u, scale) for u in us)}</td>'
@@ -181,6 +181,12 @@ def _sentence(explanation: Explanation, rows: list[tuple[LabelAttribution, list[
     ]
     css_class = "sentence misclassified" if wrong else "sentence"
     return f'<tbody class="{css_class}">\n' + "\n".join([header, *body]) + "\n</tbody>"
+
+
+def _predicted(explanation: Explanation) -> str:
+    """The predicted label with its probability; a multi-label model's label set, each label with its own."""
+    pairs = explanation.predicted_labels or ((explanation.predicted_label, explanation.predicted_probability),)
+    return " | ".join(with_probability(label, p) for label, p in pairs)
 
 
 def mark(unit: Unit, scale: float) -> str:

@@ -28,6 +28,7 @@ __all__ = [
     "STRIP_HEIGHT",
     "STRIP_WIDTH",
     "SUMMARY_WIDTH",
+    "header_parts",
     "image_png",
     "sample_strips",
     "token_strip",
@@ -109,7 +110,7 @@ def token_strip(
     shown = [
         Unit(_fit(u.text, font, inner - 2 * gap), u.score, False) for u in units(attribution, level) if not u.is_special
     ]
-    header = _wrap_text(_header_parts(explanation, attribution.label, key), small, inner)
+    header = _wrap_text(header_parts(explanation, attribution.label, key), small, inner)
     lines = _wrap(shown, font, inner, max_lines, gap)
     header_line, word_line = small.size + gap, font_size + 2 * gap + 2
     content = pad + header_line * len(header) + gap + word_line * max(len(lines), 1) + pad
@@ -184,13 +185,27 @@ def image_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _header_parts(explanation: Explanation, label: str, key: str | None) -> list[str]:
+def header_parts(explanation: Explanation, label: str, key: str | None = None) -> list[str]:
+    """The pieces of a strip's header: the sentence's name, its true label, the prediction, the attributed label.
+
+    A multi-label model's true and predicted label sets read ``true movie|sports`` and
+    ``predicted movie (0.91)|sports (0.73)``.
+
+    Args:
+        explanation: The sentence's explanation.
+        label: The attributed label drawn.
+        key: Name of the sentence; defaults to ``#<sentence_id>``.
+
+    Returns:
+        The pieces, in order (the header joins them with `` · `` into lines).
+    """
     name = key or f"#{explanation.sentence_id}"
     truth = explanation.true_label if explanation.true_label is not None else "?"
+    pairs = explanation.predicted_labels or ((explanation.predicted_label, explanation.predicted_probability),)
     return [
         f"{name}",
         f"true {truth}",
-        f"predicted {explanation.predicted_label} ({explanation.predicted_probability:.2f})",
+        "predicted " + "|".join(f"{predicted} ({probability:.2f})" for predicted, probability in pairs),
         f"towards {label}",
     ]
 
