@@ -319,6 +319,8 @@ def main(**options) -> None:
         )
 
     result = _run(lambda: run_main(*build()))
+    if result is None:  # another process than the main one of a distributed launch: the main one reports
+        return
     click.echo(f"run {result.run_id}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items())))
     click.echo(f"model: {result.model_uri}")
     click.echo(f"explainer: {result.explainer_uri}")

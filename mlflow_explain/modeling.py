@@ -556,7 +556,7 @@ def train(
         dataloader_pin_memory=torch.cuda.is_available(),
         seed=config.seed,
         data_seed=config.seed,
-        ddp_backend=distributed.backend(),  # gloo on CPUs under torchrun (see mlflow_explain.distributed)
+        **distributed.training_arguments(),  # DDP under torchrun or accelerate launch
     )
     trainer = Trainer(
         model=model,
