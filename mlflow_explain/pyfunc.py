@@ -31,8 +31,8 @@ from typing import Any, NamedTuple
 import mlflow.pyfunc
 import pandas as pd
 
-from mlflow_explain.attribution import list_attribution_methods, time_budget
-from mlflow_explain.config import MAX_TEXT_CHARACTERS, TARGETS, ExplainConfig
+from mlflow_explain.attribution import list_attribution_methods, output_activation, time_budget
+from mlflow_explain.config import LABEL_SET_SEPARATOR, MAX_TEXT_CHARACTERS, TARGETS, ExplainConfig
 from mlflow_explain.data import Example
 from mlflow_explain.errors import ConfigError, ExplanationError, TimeBudgetExceeded
 from mlflow_explain.explanation import Explanation
@@ -275,7 +275,8 @@ def explain_frame(
         params: ``method``, ``n_steps``, ``target`` and ``level``, and optionally ``time_budget``
             (seconds; defaults to :data:`DEFAULT_TIME_BUDGET`).
         text_column: Column holding the text. Defaults to ``"text"``.
-        label_column: Column holding the true label, used when present. Defaults to ``"label"``.
+        label_column: Column holding the true label, used when present; for a multi-label model, the true
+            label set written ``movie|sports``. Defaults to ``"label"``.
         max_length: Longest input in tokens. Defaults to the classifier's maximum.
         base: The settings the params override (integration rule, tolerance, ...). Defaults to
             :class:`ExplainConfig`'s defaults.
@@ -305,7 +306,8 @@ def explain_frame(
     else:
         true_labels = [None] * len(frame)
     rows = _rows_with_text(texts, text_column)
-    examples = [Example(texts[i], settings.target_label or true_labels[i]) for i in rows]
+    multi_label = output_activation(model) == "sigmoid"
+    examples = [_example(texts[i], settings.target_label or true_labels[i], multi_label) for i in rows]
     with time_budget(settings.time_budget):
         explained = (
             explain_sample(
@@ -318,6 +320,12 @@ def explain_frame(
     for i, explanation in zip(rows, explained, strict=True):
         records[i] = _row(explanation, settings.level)
     return _frame(records)
+
+
+def _example(text: str, label: str | None, multi_label: bool) -> Example:
+    """A row to explain; a multi-label model's true label is a label set written ``movie|sports``."""
+    labels = [x.strip() for x in label.split(LABEL_SET_SEPARATOR) if x.strip()] if multi_label and label else []
+    return Example.multi(text, labels) if labels else Example(text, label)
 
 
 def _rows_with_text(texts: Sequence[str | None], text_column: str) -> list[int]:

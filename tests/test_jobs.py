@@ -10,7 +10,15 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
-from builders import english_rows, save_tiny_english_model, sqlite_store, write_csv
+from builders import (
+    KEYWORDS,
+    english_rows,
+    multi_label_rows,
+    save_tiny_english_model,
+    sqlite_store,
+    write_csv,
+    write_label_sets,
+)
 from click.testing import CliRunner
 
 from mlflow_explain import artifacts
@@ -164,3 +172,66 @@ def test_an_occlusion_run_logs_an_explainer_that_serves_occlusion(tmp_path):
     assert explainer.unwrap_python_model().defaults["method"] == "occlusion"
     assert run.data.params["max_length"] == "" and run.data.params["model"] == str(model)
     assert "epochs" not in run.data.params  # explain trains nothing: no training settings
+
+
+TOPICS = tuple(sorted(KEYWORDS))
+MULTI_LABEL_METRICS = (METRICS - {"eval_accuracy"}) | {"eval_micro_f1", "eval_subset_accuracy"}
+MULTI_LABEL_METRICS |= {f"eval_{kind}_{label}" for kind in ("precision", "recall", "f1") for label in TOPICS}
+MULTI_LABEL_METRICS |= {"n_steps_max", "n_steps_mean"}  # lig integrates; shapley-sampling above does not
+
+
+@pytest.fixture(scope="module")
+def multi_label_job(tmp_path_factory):
+    """``mlflow-explain main --data tags.csv`` on a CSV of '|'-separated label sets (lig, predicted and true labels)."""
+    root = tmp_path_factory.mktemp("multi-label")
+    data = write_label_sets(root / "tags.csv", multi_label_rows(per_set=8))
+    args = ["main", "--data", str(data), "--epochs", "2", "--n-explain", "6", "--target", "predicted+true"]
+    with sqlite_store(root):
+        done = CliRunner().invoke(cli, [*args, "--threshold", "0.4"], catch_exceptions=False)
+        assert done.exit_code == 0, done.output
+        (run,) = mlflow.search_runs(output_format="list")
+        sentences = mlflow.load_table(f"{artifacts.ARTIFACT_DIR}/{artifacts.SENTENCES_FILE}", run_ids=[run.info.run_id])
+        page = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=artifacts.HTML_FILE))
+        components = mlflow.transformers.load_model(f"runs:/{run.info.run_id}/model", return_type="components")
+        yield run, _artifact_paths(run.info.run_id), sentences, page.read_text("utf-8"), components["model"]
+
+
+def test_a_multi_label_main_job_logs_its_settings_and_what_the_data_is(multi_label_job):
+    run, _, _, _, model = multi_label_job
+    configs = (
+        DataConfig(data=run.data.params["data"]),
+        TrainConfig(epochs=2.0),  # as the CLI reads it
+        ExplainConfig(n_explain=6, target="predicted+true", threshold=0.4),
+    )
+    expected = {name: str(value) for name, value in config_params(*configs).items()}
+    assert run.data.params == {
+        **expected,
+        "encoding": "utf-8",
+        "multi_label": "true",  # read from the data (the setting was auto)
+        "n_train": "36",
+        "n_eval": "12",
+        "labels": ",".join(TOPICS),
+        "tokenizer_dictionary": "unidic_lite",
+    }
+    assert model.config.problem_type == "multi_label_classification"
+
+
+def test_a_multi_label_main_job_logs_micro_macro_and_per_label_figures_and_the_usual_artifacts(multi_label_job):
+    run, paths, _, _, _ = multi_label_job
+    assert set(run.data.metrics) == MULTI_LABEL_METRICS
+    for name in MULTI_LABEL_METRICS:
+        if name.startswith(("eval_f1", "eval_precision", "eval_recall", "eval_micro", "eval_macro", "eval_subset")):
+            assert 0.0 <= run.data.metrics[name] <= 1.0, name
+    plots = {p for p in paths if p.startswith(f"{artifacts.ARTIFACT_DIR}/{artifacts.PLOTS_DIR}/")}
+    images = {p for p in paths if p.startswith(("images/", "table_images/"))}
+    assert paths - plots - images == FILES and len(plots) == 6 + 1
+
+
+def test_a_multi_label_main_job_shows_the_label_sets_it_explained(multi_label_job):
+    _, _, sentences, page, _ = multi_label_job
+    assert set(sentences.true_label) == {*TOPICS, "cooking|football", "cooking|space", "football|space"}
+    for row in sentences.itertuples():
+        assert set(row.predicted_label.split("|")) <= set(TOPICS)
+        assert row.correct == (row.true_label == row.predicted_label)
+        assert f'<td class="label">{row.true_label}</td>' in page
+    assert "football|space" in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from builders import multi_label_rows, write_label_sets
 from mlflow import MlflowClient
 
 from mlflow_explain import artifacts, ui_view
@@ -119,3 +121,41 @@ def test_runs_with_other_training_seeds_and_methods_explain_the_same_sentences(t
     assert joined.shape == (6, 3) and joined.notna().all().all()  # every sentence in every run
     assert tables.groupby("text").key.nunique().eq(1).all()
     assert (tables[artifacts.SENTENCE_IMAGE_COLUMN].map(lambda cell: cell["type"]) == "image").all()
+
+
+@pytest.mark.slow
+def test_mlflow_run_trains_evaluates_and_explains_a_multi_label_csv(tmp_path):
+    """Issue #16: a CSV of '|'-separated label sets through `mlflow run .` (main, then explain with its model)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("e2e", artifact_location=(tmp_path / "artifacts").as_uri())
+    data = write_label_sets(tmp_path / "tags.csv", multi_label_rows(per_set=8))
+
+    done = mlflow_run(tmp_path, uri, "-P", f"data={data}", "-P", "n_explain=6", "-P", "target=predicted")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = client.search_runs([experiment_id])
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert (params["multi_label"], params["multi_label_resolved"]) == ("auto", "true")
+    # mlflow run logs each parameter as it passes it to the shell (quoted); the value used follows
+    assert (params["label_separator"], params["label_separator_resolved"]) == ("'|'", "|")
+    assert params["threshold"] == "0.5" and params["epochs_resolved"] == "30.0"
+    metrics = run.data.metrics
+    # Chance: every label for every text has micro-F1 0.67 (1.5 true labels of 3) and no exact match.
+    assert metrics["eval_micro_f1"] > 0.7 and metrics["eval_macro_f1"] > 0.7 and metrics["eval_subset_accuracy"] > 0.3
+    assert {f"eval_f1_{label}" for label in ("cooking", "football", "space")} <= set(metrics)
+    sentences = client.download_artifacts(run.info.run_id, f"{artifacts.ARTIFACT_DIR}/{artifacts.SENTENCES_FILE}")
+    table = json.loads(Path(sentences).read_text("utf-8"))
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    label_sets = {"cooking", "football", "space", "cooking|football", "cooking|space", "football|space"}
+    assert {r["true_label"] for r in rows} == label_sets
+    model_uri = f"runs:/{run.info.run_id}/model"
+
+    done = mlflow_run(
+        tmp_path, uri, "-e", "explain", "-P", f"model={model_uri}", "-P", f"data={data}", "-P", "n_explain=6"
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    explained = client.search_runs([experiment_id], order_by=["attributes.start_time DESC"])[0]
+    assert explained.info.status == "FINISHED" and explained.data.params["multi_label_resolved"] == "true"
+    assert explained.data.metrics["eval_micro_f1"] == pytest.approx(metrics["eval_micro_f1"])
+    assert explained.data.tags[artifacts.SAMPLE_HASH_TAG] == run.data.tags[artifacts.SAMPLE_HASH_TAG]

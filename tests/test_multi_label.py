@@ -205,6 +205,22 @@ def test_quality_scores_the_most_probable_predicted_label(sigmoid_model):
     assert np.isfinite(result.metrics["quality_randomization_spearman"])
 
 
+def test_the_served_explainer_reads_true_label_sets_and_answers_with_the_predicted_set(sigmoid_model):
+    import pandas as pd
+
+    from mlflow_explain.pyfunc import explain_frame
+
+    model, tokenizer = sigmoid_model
+    frame = pd.DataFrame({"text": [TEXT, TEXT], "label": ["space|cooking", None]})
+    params = {"method": "lig", "n_steps": 4, "level": "token"}
+    served = explain_frame(model, tokenizer, frame, {**params, "target": "true"})
+    assert served.attributed_labels[0] == ["cooking", "space"]
+    assert sorted(served.attributed_labels[1]) == served.predicted_label[1].split("|")  # no label: the prediction
+    base = ExplainConfig(threshold=between_second_and_third(probabilities_of(model, tokenizer, TEXT)))
+    predicted = explain_frame(model, tokenizer, frame[:1], {**params, "target": "predicted"}, base=base)
+    assert predicted.predicted_label[0].count("|") == 1 and len(predicted.attributed_labels[0]) == 2
+
+
 def test_a_single_label_model_still_predicts_one_label(tmp_path):
     model, tokenizer = load_pretrained(str(save_tiny_english_model(tmp_path / "m")))
     explanation = explain(model, tokenizer, Example(TEXT, "space"), target="predicted", threshold=0.01)
