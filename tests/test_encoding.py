@@ -175,6 +175,7 @@ def test_livedoor_folder_in_euc_jp(tmp_path):
         load_dataset(DataConfig(data=str(root), encoding="utf-8"))
 
 
+@pytest.mark.slow  # a whole job against a real store: the full suite, not the fast lane
 def test_explain_reads_a_cp932_csv_and_logs_the_encoding(tracking, tmp_path):
     model = save_tiny_english_model(tmp_path / "model")
     rows = [{"text": f"{text}{i}", "label": label} for i in range(4) for text, label in JAPANESE_KEYWORDS.items()]

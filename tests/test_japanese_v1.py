@@ -52,6 +52,7 @@ def test_tokenizers_that_name_their_dictionary_load_as_saved(v1_folder, tmp_path
     assert tokenizer_load_kwargs(str(tmp_path / "missing")) == {}
 
 
+@pytest.mark.slow  # a whole job against a real store: the full suite, not the fast lane
 def test_the_explain_job_logs_the_dictionary_and_the_unknown_share(v1_folder, tracking):
     result = CliRunner().invoke(
         cli, ["explain", "--model", str(v1_folder), "--n-explain", "9", "--n-steps", "4", "--quality", "false"]

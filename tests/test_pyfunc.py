@@ -141,6 +141,7 @@ def test_constructor_checks_its_defaults():
         ExplainerModel(text_column="x", label_column="x")
 
 
+@pytest.mark.slow  # a whole job against a real store: the full suite, not the fast lane
 def test_explain_logs_the_explainer_on_request(store, tmp_path):
     model = save_tiny_english_model(tmp_path / "model")
     data = write_csv(tmp_path / "news.csv", english_rows(), columns=("sentence", "category"))

@@ -36,6 +36,7 @@ def _artifact_paths(client: MlflowClient, run_id: str, path: str = "") -> set[st
     return out
 
 
+@pytest.mark.slow  # a whole job against a real store: the full suite, not the fast lane
 def test_log_explanations_writes_every_artifact_and_metric(tracking):
     explanations = [_explanation(0, "サッカー日本代表"), _explanation(1, "<script>alert(1)</script>")]
     with mlflow.start_run() as run:
@@ -96,6 +97,7 @@ def test_log_explanations_writes_every_artifact_and_metric(tracking):
         assert picture.size == (256, 256)
 
 
+@pytest.mark.slow  # a whole job against a real store: the full suite, not the fast lane
 def test_load_table_joins_runs(tracking):
     run_ids = []
     for scale in (1.0, 2.0):
@@ -119,6 +121,7 @@ def test_write_explanations_is_pure_local(tmp_path):
     assert all(path.exists() for path in written.values())
 
 
+@pytest.mark.slow  # a whole job against a real store: the full suite, not the fast lane
 def test_failed_upload_keeps_explanations_locally(tracking, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the artifact folder should be")
