@@ -463,7 +463,8 @@ def evaluate(model, tokenizer, dataset: TextDataset, max_length: int, threshold:
     if output_activation(model) != "sigmoid":
         predicted = [id2label[int(i)] for i in probs.argmax(axis=1)]
         return single_label_metrics([e.label for e in dataset.eval], predicted, dataset.labels)
-    columns = [{name: i for i, name in id2label.items()}[label] for label in dataset.labels]
+    label2id = {name: i for i, name in id2label.items()}
+    columns = [label2id[label] for label in dataset.labels]
     truth = np.array([[label in e.label_set for label in dataset.labels] for e in dataset.eval], dtype=bool)
     return multi_label_metrics(truth, decide(probs, threshold)[:, columns], dataset.labels)
 
