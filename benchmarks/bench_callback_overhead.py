@@ -30,6 +30,7 @@ from pathlib import Path
 
 import mlflow
 import transformers
+from bench_bert_base import BERT_BASE as BERT_BASE_SHAPE  # run from this folder: python benchmarks/...
 from mlflow import MlflowClient
 
 from mlflow_explain import ExplainCallback, ExplainConfig
@@ -37,14 +38,7 @@ from mlflow_explain.config import DataConfig, TrainConfig
 from mlflow_explain.data import load_dataset
 from mlflow_explain.modeling import build_embedded_model, train
 
-BERT_BASE = {
-    "vocab_size": 32000,
-    "hidden_size": 768,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "intermediate_size": 3072,
-    "max_position_embeddings": 512,
-}
+BERT_BASE = {k: v for k, v in BERT_BASE_SHAPE.items() if k != "num_labels"}  # the data's labels decide
 
 
 def main() -> None:

@@ -31,28 +31,33 @@ class _AutoPositive(click.ParamType):
     def __init__(self, name: str) -> None:
         self.name = name
 
+    what = "a number"
+
     def convert(self, value, param, ctx):
+        number = self.number(value, param, ctx)
+        if number is not None and number <= 0:
+            self.fail(f"{self.name} must be positive, got {value}", param, ctx)
+        return number
+
+    def number(self, value, param, ctx) -> float | None:
+        """The value as a float, or ``None`` for ``auto`` or nothing."""
         if value is None or (isinstance(value, str) and value.strip().lower() in ("auto", "")):
             return None
         try:
-            number = float(value)
+            return float(value)
         except (TypeError, ValueError):
-            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
-        if number <= 0:
-            self.fail(f"{self.name} must be positive, got {value}", param, ctx)
-        return number
+            self.fail(f"{value!r} is neither {self.what} nor 'auto'", param, ctx)
 
 
 class _AutoCount(_AutoPositive):
     """A whole number (its range is the settings object's to check), or ``auto`` (or nothing) for the default."""
 
+    what = "a whole number"
+
     def convert(self, value, param, ctx):
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("auto", "")):
+        number = self.number(value, param, ctx)
+        if number is None:
             return None
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is neither a whole number nor 'auto'", param, ctx)
         if not number.is_integer():
             self.fail(f"{self.name} must be a whole number, got {value}", param, ctx)
         return int(number)

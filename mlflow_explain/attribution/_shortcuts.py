@@ -189,22 +189,7 @@ def _keep_activation_derivatives(model) -> Callable[[], None] | None:
 
     found = (getattr(transformers.activations, name, None) for name in _ACTIVATION_NAMES)
     kinds = (torch.nn.GELU, torch.nn.SiLU, *(kind for kind in found if isinstance(kind, type)))
-    swapped = [
-        (parent, name, child)
-        for parent in model.modules()
-        for name, child in parent.named_children()
-        if isinstance(child, kinds)
-    ]
-    if not swapped:
-        return None
-    for parent, name, child in swapped:
-        setattr(parent, name, _ActivationWithSavedDerivative(child))
-
-    def undo() -> None:
-        for parent, name, child in swapped:
-            setattr(parent, name, child)
-
-    return undo
+    return _swap_children(model, lambda child: isinstance(child, kinds), _ActivationWithSavedDerivative)
 
 
 def _eager_attention(model) -> Callable[[], None] | None:
@@ -320,16 +305,26 @@ def _onednn_linear(model) -> Callable[[], None] | None:
         and _fp32_products_are_exact()
     ):
         return None
+    return _swap_children(
+        model,
+        lambda child: (
+            type(child) is torch.nn.Linear and child.weight.dtype == torch.float32 and child.weight.device.type == "cpu"
+        ),
+        _OneDNNLinear,
+    )
+
+
+def _swap_children(
+    model, chosen: Callable[[torch.nn.Module], bool], wrap: Callable[[torch.nn.Module], torch.nn.Module]
+) -> Callable[[], None] | None:
+    """Replace every ``chosen`` submodule by ``wrap(submodule)``; return how to put them back (``None``: none found)."""
     swapped = [
-        (parent, name, child)
-        for parent in model.modules()
-        for name, child in parent.named_children()
-        if type(child) is torch.nn.Linear and child.weight.dtype == torch.float32 and child.weight.device.type == "cpu"
+        (parent, name, child) for parent in model.modules() for name, child in parent.named_children() if chosen(child)
     ]
     if not swapped:
         return None
     for parent, name, child in swapped:
-        setattr(parent, name, _OneDNNLinear(child))
+        setattr(parent, name, wrap(child))
 
     def undo() -> None:
         for parent, name, child in swapped:
