@@ -26,6 +26,19 @@ def english_rows(per_label: int = 12) -> list[dict]:
     return rows
 
 
+def english_dataset(per_label: int = 8):
+    """:func:`english_rows` as a data set: every second row trains, every fourth from the second evaluates."""
+    from mlflow_explain.data import Example, TextDataset
+
+    rows = english_rows(per_label=per_label)
+    return TextDataset(
+        train=tuple(Example(r["text"], r["label"]) for r in rows[::2]),
+        eval=tuple(Example(r["text"], r["label"]) for r in rows[1::4]),
+        labels=tuple(sorted(KEYWORDS)),
+        source="test",
+    )
+
+
 def write_csv(path: Path, rows: list[dict], columns: tuple[str, str] = ("text", "label")) -> Path:
     """Write rows as CSV with the given text and label column names."""
     with path.open("w", newline="", encoding="utf-8") as f:

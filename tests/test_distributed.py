@@ -83,19 +83,12 @@ USER_SCRIPT = """
 import mlflow, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from builders import english_rows, save_tiny_english_model
+from builders import english_dataset, save_tiny_english_model
 from mlflow_explain.callback import ExplainCallback
 from mlflow_explain.config import ExplainConfig, TrainConfig
-from mlflow_explain.data import Example, TextDataset
 from mlflow_explain.modeling import load_pretrained, train
 
-rows = english_rows(per_label=8)
-data = TextDataset(
-    train=tuple(Example(r["text"], r["label"]) for r in rows[::2]),
-    eval=tuple(Example(r["text"], r["label"]) for r in rows[1::4]),
-    labels=("cooking", "football", "space"),
-    source="test",
-)
+data = english_dataset()
 model, tokenizer = load_pretrained(str(save_tiny_english_model(Path({folder!r}), seed=3)))
 callback = ExplainCallback(tokenizer, data, ExplainConfig(n_explain=3, n_steps=4))
 config = TrainConfig(model="local", epochs=2, batch_size=4, learning_rate=1e-3, max_length=32, seed=7)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from builders import english_rows, save_tiny_english_model, write_csv
+from builders import english_dataset, english_rows, save_tiny_english_model, write_csv
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
@@ -19,7 +19,6 @@ from mlflow_explain import artifacts
 from mlflow_explain.callback import ExplainCallback
 from mlflow_explain.cli import cli
 from mlflow_explain.config import ExplainConfig, TrainConfig
-from mlflow_explain.data import Example, TextDataset
 from mlflow_explain.modeling import load_pretrained, train
 from mlflow_explain.tracking import load_step_table
 
@@ -76,13 +75,7 @@ def test_explain_logs_over_http(server_tracking, mlflow_server, tmp_path):
 
 
 def test_callback_logs_over_http(server_tracking, tmp_path):
-    rows = english_rows(per_label=8)
-    dataset = TextDataset(
-        train=tuple(Example(r["text"], r["label"]) for r in rows[::2]),
-        eval=tuple(Example(r["text"], r["label"]) for r in rows[1::4]),
-        labels=("cooking", "football", "space"),
-        source="test",
-    )
+    dataset = english_dataset()
     training = TrainConfig(model="local", epochs=2, batch_size=4, learning_rate=1e-3, max_length=32, seed=7)
     model, tokenizer = load_pretrained(str(save_tiny_english_model(tmp_path / "model", seed=3)))
     callback = ExplainCallback(tokenizer, dataset, ExplainConfig(n_explain=N_EXPLAIN, n_steps=4))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import pytest
 import torch
 from builders import KEYWORD_MODEL_LABELS, PLANTED_KEYWORDS, keyword_bert, keyword_tokenizer, tiny_bert
@@ -71,3 +72,48 @@ def encode(tokenizer) -> Callable[[Sequence[str]], list[EncodedText]]:
         return encode_texts(tokenizer, list(texts), 64)
 
     return run
+
+
+def baseline_ids(tokenizer, input_ids) -> list[int]:
+    structural = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
+    return [i if i in structural else tokenizer.pad_token_id for i in input_ids]
+
+
+def captum_reference(untouched, tokenizer, encoded, label: int, n_steps: int) -> tuple[np.ndarray, float, float]:
+    """Captum's scores, the path's completeness error, and Captum's own delta, from its public API only.
+
+    The baseline keeps the structural tokens and puts the pad token elsewhere (``[UNK]`` is a token of the
+    text); the output is the label's softmax probability; Gauss-Legendre at ``n_steps``.
+
+    Args:
+        untouched: A copy of the model that the engine never ran.
+    """
+    from captum.attr import LayerIntegratedGradients
+
+    ids = torch.tensor([encoded.input_ids])
+    baseline = torch.tensor([baseline_ids(tokenizer, encoded.input_ids)])
+    mask = torch.ones_like(ids)
+
+    def forward(input_ids, attention_mask):
+        return torch.softmax(untouched(input_ids=input_ids, attention_mask=attention_mask).logits, dim=-1)[:, label]
+
+    layer = untouched.get_input_embeddings()
+    lig = LayerIntegratedGradients(forward, layer)
+    attributions, delta = lig.attribute(
+        ids,
+        baselines=baseline,
+        additional_forward_args=(mask,),
+        n_steps=n_steps,
+        method="gausslegendre",
+        return_convergence_delta=True,
+    )
+    with torch.no_grad():
+        start = layer(baseline)
+        handle = layer.register_forward_hook(lambda _module, _args, _output: start)  # the path at alpha = 0
+        try:
+            at_start = forward(ids, mask)
+        finally:
+            handle.remove()
+        change = float(forward(ids, mask) - at_start)
+    scores = attributions.sum(dim=-1)[0].detach().double().numpy()
+    return scores, float(scores.sum()) - change, float(delta)

@@ -12,35 +12,10 @@ import copy
 
 import numpy as np
 import pytest
-import torch
 
 from mlflow_explain.attribution.gradients import integrated_gradients
 
-from .conftest import LABELS, SENTENCES, WITH_UNKNOWN
-
-
-def _captum_reference(model, tokenizer, encoded, label: int, n_steps: int = 50) -> tuple[np.ndarray, float]:
-    from captum.attr import LayerIntegratedGradients
-
-    untouched = copy.deepcopy(model).eval()
-    ids = torch.tensor([encoded.input_ids])
-    structural = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
-    baseline = torch.tensor([[i if i in structural else tokenizer.pad_token_id for i in encoded.input_ids]])
-    mask = torch.ones_like(ids)
-
-    def forward(input_ids, attention_mask):
-        return torch.softmax(untouched(input_ids=input_ids, attention_mask=attention_mask).logits, dim=-1)[:, label]
-
-    lig = LayerIntegratedGradients(forward, untouched.bert.embeddings.word_embeddings)
-    attributions, delta = lig.attribute(
-        ids,
-        baselines=baseline,
-        additional_forward_args=(mask,),
-        n_steps=n_steps,
-        method="gausslegendre",
-        return_convergence_delta=True,
-    )
-    return attributions.sum(dim=-1)[0].detach().double().numpy(), float(delta)
+from .conftest import LABELS, SENTENCES, WITH_UNKNOWN, captum_reference
 
 
 @pytest.mark.parametrize("texts", [SENTENCES, WITH_UNKNOWN], ids=["sentences", "with [UNK]"])
@@ -52,7 +27,8 @@ def test_lig_equals_captums_layer_integrated_gradients(softmax_model, tokenizer,
     raw = integrated_gradients(softmax_model, tokenizer, encoded, targets, n_steps=50)
     for text, attribution in zip(encoded, raw, strict=True):
         for label in range(len(LABELS)):
-            expected, delta = _captum_reference(softmax_model, tokenizer, text, label)
+            untouched = copy.deepcopy(softmax_model).eval()
+            expected, _, delta = captum_reference(untouched, tokenizer, text, label, 50)
             np.testing.assert_allclose(attribution.scores[label], expected, atol=1e-5, rtol=0)
             assert attribution.deltas[label] == pytest.approx(delta, abs=1e-5)
         for position, token in enumerate(text.tokens):

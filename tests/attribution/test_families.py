@@ -37,6 +37,8 @@ from mlflow_explain.errors import ExplanationError
 from mlflow_explain.explainer import explain_examples
 from mlflow_explain.modeling import encode_texts
 
+from .conftest import captum_reference
+
 N_LABELS = 3
 ALL = list(range(N_LABELS))
 STEPS = 8
@@ -60,55 +62,13 @@ def family(request, tmp_path_factory):
     return name, model, tokenizer, encoded
 
 
-def _baseline_ids(tokenizer, input_ids) -> list[int]:
-    structural = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
-    return [i if i in structural else tokenizer.pad_token_id for i in input_ids]
-
-
-def _captum_reference(untouched, tokenizer, encoded, label: int) -> tuple[np.ndarray, float, float]:
-    """Captum's scores, the path's completeness error, and Captum's own delta, from its public API only.
-
-    Args:
-        untouched: A copy of the model that the engine never ran.
-    """
-    from captum.attr import LayerIntegratedGradients
-
-    ids = torch.tensor([encoded.input_ids])
-    baseline = torch.tensor([_baseline_ids(tokenizer, encoded.input_ids)])
-    mask = torch.ones_like(ids)
-
-    def forward(input_ids, attention_mask):
-        return torch.softmax(untouched(input_ids=input_ids, attention_mask=attention_mask).logits, dim=-1)[:, label]
-
-    layer = untouched.get_input_embeddings()
-    lig = LayerIntegratedGradients(forward, layer)
-    attributions, delta = lig.attribute(
-        ids,
-        baselines=baseline,
-        additional_forward_args=(mask,),
-        n_steps=STEPS,
-        method="gausslegendre",
-        return_convergence_delta=True,
-    )
-    with torch.no_grad():
-        start = layer(baseline)
-        handle = layer.register_forward_hook(lambda _module, _args, _output: start)  # the path at alpha = 0
-        try:
-            at_start = forward(ids, mask)
-        finally:
-            handle.remove()
-        change = float(forward(ids, mask) - at_start)
-    scores = attributions.sum(dim=-1)[0].detach().double().numpy()
-    return scores, float(scores.sum()) - change, float(delta)
-
-
 def test_lig_equals_captums_layer_integrated_gradients(family):
     name, model, tokenizer, encoded = family
     untouched = copy.deepcopy(model).eval()
     raw = integrated_gradients(model, tokenizer, encoded, [ALL] * len(encoded), n_steps=STEPS)
     for text, attribution in zip(encoded, raw, strict=True):
         for label in ALL:
-            expected, path_delta, captum_delta = _captum_reference(untouched, tokenizer, text, label)
+            expected, path_delta, captum_delta = captum_reference(untouched, tokenizer, text, label, STEPS)
             np.testing.assert_allclose(attribution.scores[label], expected, atol=1e-5, rtol=0)
             assert attribution.deltas[label] == pytest.approx(path_delta, abs=1e-5)
             if name not in IDS_SET_MORE_THAN_EMBEDDINGS:
@@ -124,7 +84,7 @@ def test_captums_delta_runs_another_baseline_where_the_ids_set_positions_or_pool
     assert np.abs(converged.deltas).max() < 1e-5
     # Captum's delta differs from the path's completeness error by f(start of the path) - f(baseline ids),
     # at any number of steps: its baseline pools <s>, the only non-pad token left, not the text's last token.
-    _, path_delta, captum_delta = _captum_reference(copy.deepcopy(model).eval(), tokenizer, text, 0)
+    _, path_delta, captum_delta = captum_reference(copy.deepcopy(model).eval(), tokenizer, text, 0, STEPS)
     assert abs(captum_delta - path_delta) > 1e-2
 
 
