@@ -49,9 +49,10 @@ def test_occlusion_matches_a_float64_model_on_saturated_labels(saturated_bert, t
     for text, attribution, label in zip(encoded, raw, labels, strict=True):
         expected = _float64_drops(saturated_bert, text, int(label), reference_id)
         got = attribution.scores[0]
-        # What is left is the float32 forward pass itself; differences of float32 probabilities were
-        # off by up to 8e-5 here after normalisation (float32 keeps ~7 digits of a probability near 1).
-        np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
+        # What is left is the float32 forward pass itself (up to 2.4e-6 on a Zen 4 CPU, whose kernels round
+        # differently); differences of float32 probabilities were off by up to 8e-5 here after normalisation
+        # (float32 keeps ~7 digits of a probability near 1).
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
         np.testing.assert_allclose(got / np.linalg.norm(got), expected / np.linalg.norm(expected), atol=2e-5, rtol=0)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -37,18 +38,42 @@ def test_only_the_pairs_above_the_tolerance_are_refined(steep_model, tokenizer, 
     encoded = encode(SENTENCES)
     fixed = integrated_gradients(steep_model, tokenizer, encoded, [ALL] * 4, n_steps=8)
     refined = integrated_gradients(steep_model, tokenizer, encoded, [ALL] * 4, n_steps=8, tolerance=1e-3, max_steps=512)
+    exact = integrated_gradients(steep_model, tokenizer, encoded, [ALL] * 4, n_steps=1024)
     above = [(i, k) for i, r in enumerate(fixed) for k, d in enumerate(r.deltas) if abs(d) > 1e-3]
     assert 0 < len(above) < 4 * len(ALL)  # some pairs need more steps, not all
-    for i, (before, after) in enumerate(zip(fixed, refined, strict=True)):
+    for i, (before, after, reference) in enumerate(zip(fixed, refined, exact, strict=True)):
         for k in range(len(ALL)):
             if (i, k) in above:
-                assert after.steps[k] > 8 and abs(after.deltas[k]) <= 1e-3
-                # the refined pair is what integrating it alone at its final step count gives
-                alone = integrated_gradients(steep_model, tokenizer, [encoded[i]], [[k]], n_steps=int(after.steps[k]))
-                np.testing.assert_allclose(after.scores[k], alone[0].scores[0], atol=1e-6)  # float32 batching
+                assert abs(after.deltas[k]) <= 1e-3 and after.steps[k] <= 512
+                # the refined scores are the integral's: within the tolerance of 1024 evenly spread points,
+                # token by token, where the 8 points were not
+                error = np.abs(after.scores[k] - reference.scores[k]).max()
+                assert error <= 1e-3 < np.abs(before.scores[k] - reference.scores[k]).max()
             else:
                 assert after.steps[k] == 8
                 np.testing.assert_array_equal(after.scores[k], before.scores[k])  # untouched
+
+
+def test_a_steep_pair_gets_its_points_where_its_probability_rises(steep_model, tokenizer, encode):
+    """Cutting the path where the error is needs far fewer points than doubling one rule over the whole path."""
+    steeper = copy.deepcopy(steep_model)
+    with torch.no_grad():
+        steeper.classifier.weight.mul_(4.0)  # 48x: three of the four sentences at probabilities of 1.0 in float32
+    encoded = encode(SENTENCES)
+    refined = integrated_gradients(steeper, tokenizer, encoded, [ALL] * 4, n_steps=8, tolerance=1e-3, max_steps=512)
+    adaptive, doubled = [], []
+    for i, result in enumerate(refined):
+        for k in np.flatnonzero(result.steps > 8):
+            uniform = 8
+            while abs(_alone(steeper, tokenizer, encoded[i], int(k), uniform).deltas[0]) > 1e-3:
+                uniform *= 2
+            adaptive.append(int(result.steps[k]))
+            doubled.append(uniform)
+    assert adaptive and sum(adaptive) < 0.75 * sum(doubled), (adaptive, doubled)  # 196 against 288 here
+
+
+def _alone(model, tokenizer, text, label: int, n_steps: int):
+    return integrated_gradients(model, tokenizer, [text], [[label]], n_steps=n_steps)[0]
 
 
 def test_a_pair_still_above_the_tolerance_is_flagged_everywhere(steep_model, tokenizer, caplog):
@@ -111,16 +136,31 @@ def test_refinement_rounds_share_one_shortcut_installation_and_one_evaluation_of
     assert installs == [1] and ends == [2 * len(encoded)]  # inputs and baselines, once
 
 
-def test_the_plan_doubles_the_steps_of_the_pairs_above_the_tolerance_up_to_the_limit():
-    from mlflow_explain.attribution import RawAttribution
-    from mlflow_explain.attribution.gradients import refinement_plan
+def test_the_pieces_above_their_share_of_the_tolerance_are_halved_largest_error_first_within_the_limit():
+    from mlflow_explain.attribution.gradients import _Pieces
 
-    results = [
-        RawAttribution(np.zeros((3, 2)), deltas=np.array([0.5, 0.001, -0.2]), steps=np.array([8, 8, 32])),
-        RawAttribution(np.zeros((2, 2)), deltas=np.array([0.0, 0.3]), steps=np.array([48, 64])),
-    ]
-    assert refinement_plan(results, 0.01, 64) == {16: {0: [0]}, 64: {0: [2]}}  # the pair at the limit stays
-    assert refinement_plan(results, 1.0, 64) == {}
+    rule, piece_rule = [(0.5, 1.0)] * 4, [(0.5, 1.0)] * 2
+    ends = [(np.zeros(2), np.ones(2))]  # f rises from 0 to 1 for both labels
+    pieces = _Pieces(SimpleNamespace(lengths=[3]), ends, [[0, 1]], rule, piece_rule)
+    whole = pieces.whole()
+    assert [(s.start, s.end, s.rows, len(s.points)) for s in whole] == [(0.0, 1.0, (0, 1), 4)]
+    pieces.add([(whole[0], np.array([[0.5, 0.5, 0.0], [0.2, 0.2, 0.59]]))])  # label 0 is 0 off, label 1 0.01
+    assert [(s.start, s.end, s.rows) for s in pieces.splits(0.001, 64)] == [(0.0, 1.0, (1,))]
+    assert pieces.splits(0.02, 64) == []  # within the tolerance
+    first = pieces.splits(0.001, 64)
+    assert pieces.unknown_midpoints(first) == [(0, 0.5)]
+    pieces.know([((0, 0.5), np.array([0.5, 0.9]))])
+    halves = pieces.halves(first)
+    assert [(s.start, s.end, len(s.points)) for s in halves] == [(0.0, 0.5, 2), (0.5, 1.0, 2)]
+    assert halves[0].points[0] == (0.25, 0.5)  # the piece rule mapped onto the piece: alpha and weight scaled
+    # label 1: the first half is exact (0.9), the second 0.02 off: only it is halved again
+    pieces.add([(halves[0], np.array([[0.4, 0.5, 0.0]])), (halves[1], np.array([[0.0, 0.0, 0.12]]))])
+    assert [(s.start, s.end) for s in pieces.splits(0.001, 64)] == [(0.5, 1.0)]
+    assert pieces.splits(0.001, 4) == []  # 4 points used: the limit leaves no room
+    result = pieces.results()[0]
+    np.testing.assert_allclose(result.scores, [[0.5, 0.5, 0.0], [0.4, 0.5, 0.12]])
+    np.testing.assert_allclose(result.deltas, [0.0, 0.02])
+    assert result.steps.tolist() == [4, 4]
 
 
 @pytest.mark.parametrize(("tolerance", "steps"), [(0.01, 8), (None, 50)])
