@@ -6,8 +6,8 @@ Run by hand::
     python benchmarks/bench_callback_overhead.py --model bert-base --repeats 1 --epochs 1   # ~6 min
 
 Trains the same model from the same seed with and without :class:`~mlflow_explain.ExplainCallback`
-(default settings: ``ExplainConfig()``, ``every=1``, ``images_every=1``; 18 probe sentences from the
-embedded evaluation sample, all nine labels), the two sides alternating in every repeat, into a
+(default settings: ``TRAINING_CONFIG``, ``every=1``, ``images_every=1``; 18 probe sentences from the
+embedded evaluation sample, the predicted and the true label), the two sides alternating in every repeat, into a
 temporary sqlite store. ``--model embedded`` is the default job's ``tiny-bert-ja`` (30 epochs);
 ``--model bert-base`` is a ``BertForSequenceClassification`` of BERT-base's shape built from a config
 (12 layers, hidden size 768, 32,000-token vocabulary, random weights) on the embedded data repeated
@@ -33,7 +33,7 @@ import transformers
 from bench_bert_base import BERT_BASE as BERT_BASE_SHAPE  # run from this folder: python benchmarks/...
 from mlflow import MlflowClient
 
-from mlflow_explain import ExplainCallback, ExplainConfig
+from mlflow_explain import ExplainCallback
 from mlflow_explain.config import DataConfig, TrainConfig
 from mlflow_explain.data import load_dataset
 from mlflow_explain.modeling import build_embedded_model, train
@@ -79,7 +79,7 @@ def _train(shape: str, dataset, training: TrainConfig, workdir: Path, with_callb
         model = transformers.BertForSequenceClassification(
             transformers.BertConfig(**(model.config.to_dict() | BERT_BASE))
         )
-    callbacks = [ExplainCallback(tokenizer, dataset, ExplainConfig())] if with_callback else []
+    callbacks = [ExplainCallback(tokenizer, dataset)] if with_callback else []
     started = time.perf_counter()
     with mlflow.start_run() as run:
         train(model, tokenizer, dataset, training, workdir / "trainer", callbacks=callbacks)

@@ -51,9 +51,16 @@ from mlflow_explain.explanation import Explanation, summary_metrics
 from mlflow_explain.quality import quality_metrics
 from mlflow_explain.sampling import sample_examples, sample_hash, sentence_key
 
-__all__ = ["ExplainCallback"]
+__all__ = ["TRAINING_CONFIG", "ExplainCallback"]
 
 logger = logging.getLogger(__name__)
+
+TRAINING_CONFIG = ExplainConfig(target="predicted+true")
+"""The callback's default settings: :class:`ExplainConfig`'s, attributing the predicted and the true label.
+
+Those are the labels its pictures and tables show (the predicted label's attribution; the true one's
+beside it when the model is wrong); the other seven of nine labels would be four times the work on the
+training thread. Pass ``ExplainConfig()`` for all labels."""
 
 
 class ExplainCallback(TrainerCallback):
@@ -70,7 +77,7 @@ class ExplainCallback(TrainerCallback):
         probe: The probe sentences (examples with their true labels), or a data set whose
             evaluation split is sampled with ``config.n_explain`` and ``config.sample_seed``, the same
             deterministic sample the main job explains.
-        config: Explanation settings. Defaults to ``ExplainConfig()``.
+        config: Explanation settings. Defaults to :data:`TRAINING_CONFIG` (the predicted and the true label).
         every: Explain on every ``every``-th evaluation. Defaults to 1.
         images_every: Log the per-sentence token strips as image series on every
             ``images_every``-th explanation (the step-0 baseline included) and for the final step;
@@ -100,7 +107,7 @@ class ExplainCallback(TrainerCallback):
         if images_every < 0:
             raise ValueError(f"images_every must be 0 (no images) or more, got {images_every}.")
         self.tokenizer = tokenizer
-        self.config = config or ExplainConfig()
+        self.config = config or TRAINING_CONFIG
         if isinstance(probe, TextDataset):
             probe = sample_examples(probe.eval, self.config.n_explain, self.config.sample_seed)
         self.probe = list(probe)

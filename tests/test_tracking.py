@@ -135,3 +135,39 @@ def test_failed_upload_keeps_explanations_locally(tracking, tmp_path):
 
     assert (Path(kept) / artifacts.HTML_FILE).is_file()
     assert (Path(kept) / artifacts.TABLE_FILE).is_file()
+
+
+def test_image_series_files_are_the_ones_mlflow_log_image_writes(tracking):
+    """The UI finds image series by their file names: ours must be MLflow's, whatever its version."""
+    import re
+
+    from PIL import Image
+
+    from mlflow_explain.tracking import log_run_images
+
+    client = MlflowClient()
+    picture = Image.new("RGB", (300, 200), "#2e9d4f")
+    with mlflow.start_run() as theirs:
+        client.log_image(theirs.info.run_id, picture, key="training/sentence_0 a-b.c", step=3)
+    with mlflow.start_run() as ours:
+        log_run_images(ours.info.run_id, {"training/sentence_0 a-b.c": picture}, step=3)
+
+    def files(run_id: str) -> dict[str, tuple[int, int]]:
+        listed = [f.path for f in client.list_artifacts(run_id, "images")]
+        assert len(listed) == 2
+        sizes = {}
+        for path in listed:
+            with Image.open(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)) as image:
+                masked = re.sub(r"\+timestamp\+\d{13}\+[0-9a-f-]{36}", "+timestamp+T+ID", path)
+                sizes[masked] = image.size
+        return sizes
+
+    assert files(ours.info.run_id) == files(theirs.info.run_id)
+    assert files(ours.info.run_id)["images/training~sentence_0 a-b.c+step+3+timestamp+T+ID+compressed.webp"] == (
+        256,
+        170,
+    )
+    for run in (ours, theirs):
+        assert client.get_run(run.info.run_id).data.tags["mlflow.loggedImages"] == "True"
+    with pytest.raises(ValueError, match="image key"):
+        log_run_images(ours.info.run_id, {"sentence:1": picture}, step=0)

@@ -6,6 +6,7 @@ what the renderers return into a folder); :mod:`mlflow_explain.tracking` logs th
 
 from __future__ import annotations
 
+from mlflow_explain.render.bars import token_importance_image
 from mlflow_explain.render.compare import attribution_difference_figure, render_comparison_html
 from mlflow_explain.render.html import render_html, score_to_color
 from mlflow_explain.render.plot import figure_png, token_importance_figure, top_tokens_figure
@@ -24,6 +25,7 @@ __all__ = [
     "sentence_table",
     "spreadsheet_safe",
     "token_importance_figure",
+    "token_importance_image",
     "token_strip",
     "top_tokens_figure",
     "top_words",

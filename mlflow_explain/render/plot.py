@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from mlflow_explain.errors import ConfigError
 from mlflow_explain.explanation import Explanation
 from mlflow_explain.render._common import Unit, check_level, units
+from mlflow_explain.render.bars import MAX_BARS, importance_bars
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["MAX_BARS", "PNG_DPI", "figure_png", "token_importance_figure", "top_tokens_figure"]
-
-MAX_BARS = 60
-"""Most bars :func:`token_importance_figure` draws; longer sentences keep their largest ``|score|``."""
 
 PNG_DPI = 110
 """Resolution of every plot written as a picture (:func:`figure_png`)."""
@@ -78,11 +76,13 @@ def figure_png(figure: Figure, *, dpi: int = PNG_DPI) -> bytes:
 
 
 def token_importance_figure(explanation: Explanation, label: str | None = None, *, level: str = "token") -> Figure:
-    """Draw the scores of one sentence towards one label as horizontal bars, in sentence order.
+    """Draw the scores of one sentence towards one label as horizontal bars, in sentence order (matplotlib).
 
-    Positive scores are green, negative ones red; special tokens are left out. A sentence with
-    more than :data:`MAX_BARS` tokens keeps the ``MAX_BARS`` with the largest ``|score|`` (still in
-    sentence order), and the title says so.
+    Positive scores are green, negative ones red; special tokens are left out. A sentence with more
+    than :data:`MAX_BARS` tokens keeps the ``MAX_BARS`` with the largest ``|score|`` (still in sentence
+    order), and the title says so. The files a job writes draw the same chart with Pillow
+    (:func:`~mlflow_explain.render.bars.token_importance_image`, about a hundred times faster); this
+    figure is for notebooks and for restyling.
 
     Args:
         explanation: The sentence's explanation.
@@ -100,21 +100,7 @@ def token_importance_figure(explanation: Explanation, label: str | None = None, 
     Example:
         >>> png = figure_png(token_importance_figure(explanation, level="word"))  # doctest: +SKIP
     """
-    check_level(level)
-    attribution = explanation.primary if label is None else explanation.for_label(label)
-    shown = [u for u in units(attribution, level) if not u.is_special]
-    n_total = len(shown)
-    if n_total > MAX_BARS:
-        keep = sorted(sorted(range(n_total), key=lambda i: -abs(shown[i].score))[:MAX_BARS])
-        shown = [shown[i] for i in keep]
-
-    truth = explanation.true_label if explanation.true_label is not None else "?"
-    title = (
-        f"Sentence {explanation.sentence_id}: true {truth} / predicted {explanation.predicted_label} "
-        f"({explanation.predicted_probability:.2f})\nattribution towards {attribution.label}"
-    )
-    if n_total > MAX_BARS:
-        title += f" (showing {MAX_BARS} of {n_total} {level}s with the largest |score|)"
+    shown, title = importance_bars(explanation, label, level)
 
     plt = pyplot()
     with plt.rc_context({"font.family": FONT_FAMILY}):

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlflow_explain.explanation import Explanation
 from mlflow_explain.render._common import Unit, check_level, units
+from mlflow_explain.render._text import draw_text, fit, font_of, text_length
 from mlflow_explain.render.html import score_to_color
 
 if TYPE_CHECKING:
-    from PIL import Image, ImageFont
+    from PIL import Image
 
 __all__ = [
     "CONTENT_HEIGHT",
@@ -104,11 +103,13 @@ def token_strip(
 
     check_level(level)
     attribution = explanation.primary if label is None else explanation.for_label(label)
-    font, small = _font(font_size), _font(max(9, round(font_size * 0.75)))
+    font, small = font_of(font_size), font_of(max(9, round(font_size * 0.75)))
     pad, gap = max(4, font_size // 3), max(2, font_size // 6)
     inner = width - 2 * pad
     shown = [
-        Unit(_fit(u.text, font, inner - 2 * gap), u.score, False) for u in units(attribution, level) if not u.is_special
+        Unit(fit(u.text, font.size, inner - 2 * gap), u.score, False)
+        for u in units(attribution, level)
+        if not u.is_special
     ]
     header = _wrap_text(header_parts(explanation, attribution.label, key), small, inner)
     lines = _wrap(shown, font, inner, max_lines, gap)
@@ -119,7 +120,7 @@ def token_strip(
     wrong = explanation.true_label is not None and explanation.true_label != explanation.predicted_label
     y = pad
     for text in header:
-        draw.text((pad, y), text, font=small, fill=_WRONG if wrong else _MUTED)
+        draw_text(image, (pad, y), text, small.size, _WRONG if wrong else _MUTED)
         y += header_line
     y += gap
     scale = max((abs(u.score) for u in shown), default=0.0)
@@ -129,10 +130,10 @@ def token_strip(
             box = _box_width(unit.text, font, gap)
             color = score_to_color(unit.score, scale)
             draw.rounded_rectangle((x, y, x + box, y + font_size + 2 * gap), radius=3, fill=color, outline=_BORDER)
-            draw.text((x + gap, y + gap), unit.text, font=font, fill=_TEXT)
+            draw_text(image, (x + gap, y + gap), unit.text, font_size, _TEXT)
             x += box + gap
         if hidden:
-            draw.text((x + gap, y + gap), f"… +{hidden}", font=font, fill=_MUTED)
+            draw_text(image, (x + gap, y + gap), f"… +{hidden}", font_size, _MUTED)
         y += word_line
     return image
 
@@ -160,7 +161,7 @@ def sample_strips(
     ]
     if not strips:
         image = Image.new("RGB", (width, 40), "white")
-        ImageDraw.Draw(image).text((8, 8), "no sentence explained", font=_font(16), fill=_MUTED)
+        ImageDraw.Draw(image).text((8, 8), "no sentence explained", font=font_of(16), fill=_MUTED)
         return image
     image = Image.new("RGB", (width, sum(s.height for s in strips)), "white")
     y = 0
@@ -213,9 +214,9 @@ def header_parts(explanation: Explanation, label: str, key: str | None = None) -
 def _wrap_text(parts: list[str], font, width: int) -> list[str]:
     """Join ``parts`` with `` · `` into as few lines of ``width`` pixels as they need."""
     lines: list[str] = []
-    for part in (_fit(p, font, width) for p in parts):
+    for part in (fit(p, font.size, width) for p in parts):
         candidate = f"{lines[-1]} · {part}" if lines else part
-        if lines and font.getlength(candidate) <= width:
+        if lines and text_length(candidate, font.size) <= width:
             lines[-1] = candidate
         else:
             lines.append(part)
@@ -242,34 +243,11 @@ def _wrap(shown: list[Unit], font, width: int, max_lines: int, gap: int) -> list
 
 def _make_room(line: list[Unit], font, width: int, gap: int) -> list[Unit]:
     """Drop units from the end of a full line until the ``… +N`` marker fits."""
-    marker = font.getlength("… +999") + 2 * gap
+    marker = text_length("… +999", font.size) + 2 * gap
     while line and sum(_box_width(u.text, font, gap) + gap for u in line) + marker > width:
         line = line[:-1]
     return line
 
 
-def _fit(text: str, font, width: float) -> str:
-    """``text``, cut with ``…`` so that it is at most ``width`` pixels wide."""
-    if font.getlength(text) <= width:
-        return text
-    while text and font.getlength(text + "…") > width:
-        text = text[:-1]
-    return text + "…"
-
-
 def _box_width(text: str, font, gap: int) -> int:
-    return round(font.getlength(text)) + 2 * gap
-
-
-@lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    """matplotlib-fontja's IPAexGothic (Japanese and Latin), or Pillow's default font."""
-    from PIL import ImageFont
-
-    try:
-        import matplotlib_fontja
-
-        path = Path(matplotlib_fontja.__file__).parent / "fonts" / "ipaexg.ttf"
-        return ImageFont.truetype(str(path), size)
-    except (ImportError, OSError):
-        return ImageFont.load_default(size)
+    return round(text_length(text, font.size)) + 2 * gap

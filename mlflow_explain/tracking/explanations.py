@@ -19,6 +19,7 @@ from mlflow_explain.errors import TrackingError
 from mlflow_explain.explanation import Explanation, summary_metrics
 from mlflow_explain.render.files import read_table, write_explanations
 from mlflow_explain.sampling import sentence_key
+from mlflow_explain.tracking.runs import log_run_images
 
 __all__ = [
     "log_explanations",
@@ -152,14 +153,15 @@ def with_strips(table, written: Mapping[str, Path]):
 def _log_images(written: Mapping[str, Path], explanations: Sequence[Explanation], step: int | None) -> None:
     import mlflow
 
+    images = {}
     for explanation, name in zip(
         [e for e in explanations if e.attributions], sentence_image_keys(explanations), strict=True
     ):
-        strip = written[artifacts.STRIP_FILE.format(key=sentence_key(explanation.text))]
-        mlflow.log_image(_rgb(strip), key=name, step=step or 0)
+        images[name] = _rgb(written[artifacts.STRIP_FILE.format(key=sentence_key(explanation.text))])
     summary = written.get(f"{artifacts.PLOTS_DIR}/{artifacts.SUMMARY_PLOT}")
     if summary is not None:
-        mlflow.log_image(_rgb(summary), key=artifacts.IMAGE_KEY_SUMMARY, step=step or 0)
+        images[artifacts.IMAGE_KEY_SUMMARY] = _rgb(summary)
+    log_run_images(mlflow.active_run().info.run_id, images, step=step or 0)
 
 
 def _rgb(path: Path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from PIL import Image
 
 from mlflow_explain.render.strip import (
     CONTENT_HEIGHT,
@@ -65,3 +67,18 @@ def test_image_png_keeps_every_pixel(explanations):
     with Image.open(io.BytesIO(image_png(strip))) as picture:
         assert picture.format == "PNG"
         assert np.array_equal(np.asarray(picture.convert("RGB")), np.asarray(strip))
+
+
+@pytest.mark.parametrize("size", [10, 14, 18])
+@pytest.mark.parametrize("text", ["サッカー日本代表", "… +12", "#3 · true sports · predicted movie (0.91)"])
+def test_a_cached_text_is_drawn_pixel_for_pixel_as_pillow_draws_it(text, size):
+    from PIL import ImageDraw
+
+    from mlflow_explain.render._text import draw_text, font_of
+
+    drawn = Image.new("RGB", (300, 40), (200, 230, 200))
+    pasted = drawn.copy()
+    ImageDraw.Draw(drawn).text((5, 7), text, font=font_of(size), fill=(31, 35, 40))
+    draw_text(pasted, (5, 7), text, size, (31, 35, 40))
+    assert np.array_equal(np.asarray(drawn), np.asarray(pasted))
+    assert np.asarray(drawn).min() < 100  # the text is there
