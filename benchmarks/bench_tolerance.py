@@ -7,9 +7,9 @@ Run by hand (about 2.5 minutes on a 2-core CPU)::
 Trains the embedded default model (``tiny-bert-ja``, 30 epochs) and explains the default job's sample
 (18 evaluation sentences, all nine labels, ``lig``) once per side and repeat, interleaved: at a fixed
 ``n_steps=50`` (``tolerance=None``), and with the tolerance starting at each of ``--starts`` steps
-(pairs above it integrated again with doubled steps, up to ``--max-steps``). Per side it prints the
-median time (min-max) and its ratio to the fixed 50 steps, the work (steps summed over the
-sentence-label pairs, refinements included), the largest ``|delta|``, and how far the raw scores (in
+(the paths of the pairs above it cut into pieces where the error is, up to ``--max-steps`` points).
+Per side it prints the median time (min-max) and its ratio to the fixed 50 steps, the work (the
+points of the sentence-label pairs' final pieces, summed), the largest ``|delta|``, and how far the raw scores (in
 probability units, as the tolerance) are from a ``--reference-steps`` integration: the largest error
 and the pairs off by more than the tolerance. A met tolerance bounds the sum of a pair's scores, not
 each score, so the last column is what decides the start: the default is the cheapest start with none.

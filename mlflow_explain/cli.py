@@ -77,7 +77,7 @@ def _optional_int(value: str | int | None) -> int | None:
 
 
 _N_STEPS_HELP = (
-    f"Integrated Gradients steps to start with; 'auto' is {START_STEPS} with a tolerance, {FIXED_STEPS} without."
+    f"Integrated Gradients points a path starts with; 'auto' is {START_STEPS} with a tolerance, {FIXED_STEPS} without."
 )
 _ENCODING_HELP = "Encoding of the input files: auto (UTF-8 with or without BOM, CP932, EUC-JP) or a Python codec."
 
@@ -199,11 +199,15 @@ def explain_options(func):
             "--tolerance",
             default="0.01",
             show_default=True,
-            help="Completeness tolerance (probability units): pairs above it are integrated again with more "
-            "steps; 'none' integrates once.",
+            help="Completeness tolerance (probability units): pairs above it get more points where their "
+            "error is; 'none' integrates once.",
         ),
         click.option(
-            "--max-steps", default=512, show_default=True, type=int, help="Most steps a refined pair may use."
+            "--max-steps",
+            default=512,
+            show_default=True,
+            type=int,
+            help="Most integration points a refined pair may use.",
         ),
         click.option(
             "--method",

@@ -217,12 +217,13 @@ class ExplainConfig:
         randomization: With ``quality``, also run the model-randomisation sanity check: the same
             method explains the scored label again with the classification head re-initialised
             (about a third more explanation time with ``lig``). Defaults to False.
-        tolerance: Completeness tolerance of Integrated Gradients in probability units: ``n_steps``
-            is where ``lig`` and ``lig-parity`` start, and the sentence-label pairs whose
-            ``|convergence delta|`` exceeds it are integrated again, on their own, with twice the steps,
-            up to ``max_steps``; pairs still above it are flagged. ``None`` integrates once at
+        tolerance: Completeness tolerance of Integrated Gradients in probability units: ``lig``
+            integrates each path with ``n_steps`` points first, and a sentence-label pair whose
+            ``|convergence delta|`` exceeds it has its path cut into pieces where the error is (each
+            piece with ``n_steps // 2`` points, on that pair alone) until it meets it or would use more
+            than ``max_steps`` points; pairs still above it are flagged. ``None`` integrates once with
             ``n_steps``. Defaults to 0.01.
-        max_steps: Most integration steps a refined pair may use; at or below ``n_steps`` nothing is
+        max_steps: Most integration points a refined pair may use; at or below ``n_steps`` nothing is
             refined. Defaults to 512.
         threshold: Decision threshold of multi-label models: a text is predicted to have each label whose
             sigmoid probability is at or above it, and its most probable label when none is. It decides the

@@ -202,7 +202,9 @@ def test_served_too_many_steps_get_400_naming_the_bound(server, logged):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", LONG_TEXTS)
 def test_served_100000_character_text_is_answered_truncated(kind, server, logged):
-    response, seconds = invoke(server, [{"text": LONG_TEXTS[kind]}], {})
+    # Tokenizing 100,000 one-character pieces takes 8-12 s on the 2-core machines, more under load: this test is
+    # about the answer, the budget has tests of its own.
+    response, seconds = invoke(server, [{"text": LONG_TEXTS[kind]}], {"time_budget": ANSWER_SECONDS})
     report(f"one 100,000-character text ({kind})", response, seconds)
     assert response.status_code == 200, response.text
     assert seconds < ANSWER_SECONDS

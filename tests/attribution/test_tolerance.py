@@ -1,4 +1,4 @@
-"""The completeness tolerance: pairs above it are integrated again with more steps, on their own; the rest is kept."""
+"""The completeness tolerance: pairs above it get more points where their error is, on their own; the rest is kept."""
 
 from __future__ import annotations
 
