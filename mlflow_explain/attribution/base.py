@@ -50,19 +50,6 @@ class RawAttribution:
     deltas: np.ndarray | None = None
     steps: np.ndarray | None = None
 
-    def replaced(self, rows: Sequence[int], other: RawAttribution) -> RawAttribution:
-        """A copy whose target ``rows`` come from ``other`` (whose rows are those targets, in order)."""
-        scores = self.scores.copy()
-        scores[list(rows)] = other.scores
-        deltas, steps = self.deltas, self.steps
-        if deltas is not None and other.deltas is not None:
-            deltas = deltas.copy()
-            deltas[list(rows)] = other.deltas
-        if steps is not None and other.steps is not None:
-            steps = steps.copy()
-            steps[list(rows)] = other.steps
-        return RawAttribution(scores=scores, deltas=deltas, steps=steps)
-
 
 class AttributionMethod(Protocol):
     """A backend that attributes label outputs to input tokens."""

@@ -111,7 +111,7 @@ def integrated_gradients(
     with shared_use(model), exact_shortcuts(model, probe):
         ends = _path_ends(model, inputs, internal_batch_size)
         piece_rule = integration_points(integration, max(2, n_steps // 2))
-        pieces = _Pieces(inputs, ends, targets, integration_points(integration, n_steps), piece_rule)
+        pieces = _Pieces(inputs.lengths, ends, targets, integration_points(integration, n_steps), piece_rule)
         pieces.add(_integrate_pieces(model, inputs, targets, pieces.whole(), internal_batch_size))
         if tolerance is not None:
             limit = max(max_steps or n_steps, n_steps)
@@ -146,11 +146,11 @@ class _Pieces:
     whole path again).
     """
 
-    def __init__(self, inputs, ends, targets: Sequence[Sequence[int]], rule, piece_rule) -> None:
+    def __init__(self, lengths: Sequence[int], ends, targets: Sequence[Sequence[int]], rule, piece_rule) -> None:
         self.targets = [list(t) for t in targets]
         self.rule = list(rule)
         self.piece_rule = list(piece_rule)
-        self.lengths = inputs.lengths
+        self.lengths = list(lengths)
         self.values = [{0.0: start, 1.0: end} for start, end in ends]  # f along each sentence's path
         # per sentence, per target row: {(start, end): (scores, completeness error, points)}
         self.pieces: list[list[dict[tuple[float, float], tuple[np.ndarray, float, int]]]] = [

@@ -7,7 +7,13 @@ from typing import NamedTuple
 from mlflow_explain.errors import ConfigError
 from mlflow_explain.explanation import LabelAttribution
 
-__all__ = ["LEVELS", "Unit", "check_level", "units"]
+__all__ = ["LEVELS", "NEGATIVE_COLOR", "POSITIVE_COLOR", "Unit", "check_level", "units"]
+
+POSITIVE_COLOR = "#2e9d4f"
+"""Bar colour of a score for the label (the matplotlib plots and the Pillow bar charts)."""
+
+NEGATIVE_COLOR = "#d64541"
+"""Bar colour of a score against the label."""
 
 LEVELS = ("token", "word")
 """Display levels: ``"token"`` shows WordPiece tokens, ``"word"`` shows merged words."""

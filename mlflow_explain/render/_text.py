@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from PIL import Image, ImageFont
 
-__all__ = ["draw_text", "fit", "font_of", "text_length"]
+__all__ = ["MUTED", "TEXT", "draw_text", "fit", "font_of", "text_length"]
+
+TEXT = (31, 35, 40)
+"""Colour of words and titles in the Pillow pictures."""
+
+MUTED = (87, 96, 106)
+"""Colour of headers, axes and tick labels in the Pillow pictures."""
 
 
 def draw_text(image: Image.Image, xy: tuple[int, int], text: str, size: int, fill: tuple[int, int, int]) -> None:

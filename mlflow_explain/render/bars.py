@@ -13,8 +13,8 @@ import math
 from typing import TYPE_CHECKING
 
 from mlflow_explain.explanation import Explanation
-from mlflow_explain.render._common import Unit, check_level, units
-from mlflow_explain.render._text import draw_text, fit, text_length
+from mlflow_explain.render._common import NEGATIVE_COLOR, POSITIVE_COLOR, Unit, check_level, units
+from mlflow_explain.render._text import MUTED, TEXT, draw_text, fit, text_length
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -27,10 +27,8 @@ BAR_CHART_WIDTH = 770
 MAX_BARS = 60
 """Most bars a chart draws; longer sentences keep their largest ``|score|`` (in sentence order)."""
 
-POSITIVE = (46, 157, 79)
-NEGATIVE = (214, 69, 65)
-_TEXT = (31, 35, 40)
-_AXIS = (87, 96, 106)
+POSITIVE = tuple(int(POSITIVE_COLOR[i : i + 2], 16) for i in (1, 3, 5))
+NEGATIVE = tuple(int(NEGATIVE_COLOR[i : i + 2], 16) for i in (1, 3, 5))
 _GRID = (225, 228, 232)
 
 
@@ -110,7 +108,7 @@ def token_importance_image(
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     for i, line in enumerate(title_lines):
-        draw_text(image, ((width - int(text_length(line, size))) // 2, pad + i * (size + 5)), line, size, _TEXT)
+        draw_text(image, ((width - int(text_length(line, size))) // 2, pad + i * (size + 5)), line, size, TEXT)
 
     low, high = _limits([u.score for u in shown])
     ticks = _ticks(low, high)
@@ -122,23 +120,23 @@ def token_importance_image(
         x = round(x_of(tick))
         draw.line((x, top, x, bottom), fill=_GRID)
         text = f"{tick:g}"
-        draw_text(image, (x - int(text_length(text, small)) // 2, bottom + 4), text, small, _AXIS)
+        draw_text(image, (x - int(text_length(text, small)) // 2, bottom + 4), text, small, MUTED)
     axis_label = "attribution score"
     draw_text(
-        image, ((left + right - int(text_length(axis_label, size))) // 2, bottom + small + 10), axis_label, size, _AXIS
+        image, ((left + right - int(text_length(axis_label, size))) // 2, bottom + small + 10), axis_label, size, MUTED
     )
     zero = round(x_of(0.0))
     for i, unit in enumerate(shown):
         y = top + i * row
         text = fit(unit.text, size, left - pad - 8)
-        draw_text(image, (left - 6 - int(text_length(text, size)), y + (row - size) // 2 - 1), text, size, _TEXT)
+        draw_text(image, (left - 6 - int(text_length(text, size)), y + (row - size) // 2 - 1), text, size, TEXT)
         end = round(x_of(unit.score))
         if end != zero:
             draw.rectangle(
                 (min(zero, end), y + 3, max(zero, end), y + row - 3), fill=POSITIVE if unit.score >= 0 else NEGATIVE
             )
-    draw.rectangle((left, top, right, bottom), outline=_AXIS)
-    draw.line((zero, top, zero, bottom), fill=_AXIS, width=1)
+    draw.rectangle((left, top, right, bottom), outline=MUTED)
+    draw.line((zero, top, zero, bottom), fill=MUTED, width=1)
     return image
 
 

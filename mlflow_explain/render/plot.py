@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from mlflow_explain.errors import ConfigError
 from mlflow_explain.explanation import Explanation
-from mlflow_explain.render._common import Unit, check_level, units
+from mlflow_explain.render._common import NEGATIVE_COLOR, POSITIVE_COLOR, Unit, check_level, units
 from mlflow_explain.render.bars import MAX_BARS, importance_bars
 
 if TYPE_CHECKING:
@@ -30,8 +30,6 @@ __all__ = ["MAX_BARS", "PNG_DPI", "figure_png", "token_importance_figure", "top_
 PNG_DPI = 110
 """Resolution of every plot written as a picture (:func:`figure_png`)."""
 
-POSITIVE_COLOR = "#2e9d4f"
-NEGATIVE_COLOR = "#d64541"
 FONT_FAMILY = ["IPAexGothic", "DejaVu Sans"]  # matplotlib-fontja's font, DejaVu for glyphs it lacks
 _PANEL_COLUMNS = 3
 

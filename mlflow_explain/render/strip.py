@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from mlflow_explain.explanation import Explanation
 from mlflow_explain.render._common import Unit, check_level, units
-from mlflow_explain.render._text import draw_text, fit, font_of, text_length
+from mlflow_explain.render._text import MUTED, TEXT, draw_text, fit, font_of, text_length
 from mlflow_explain.render.html import score_to_color
 
 if TYPE_CHECKING:
@@ -45,8 +45,6 @@ CONTENT_HEIGHT = 128
 SUMMARY_WIDTH = 960
 """Default width of :func:`sample_strips`, the run's summary picture (shown at full size)."""
 
-_TEXT = (31, 35, 40)
-_MUTED = (87, 96, 106)
 _WRONG = (164, 14, 38)
 _BORDER = (208, 215, 222)
 
@@ -120,7 +118,7 @@ def token_strip(
     wrong = explanation.true_label is not None and explanation.true_label != explanation.predicted_label
     y = pad
     for text in header:
-        draw_text(image, (pad, y), text, small.size, _WRONG if wrong else _MUTED)
+        draw_text(image, (pad, y), text, small.size, _WRONG if wrong else MUTED)
         y += header_line
     y += gap
     scale = max((abs(u.score) for u in shown), default=0.0)
@@ -130,10 +128,10 @@ def token_strip(
             box = _box_width(unit.text, font, gap)
             color = score_to_color(unit.score, scale)
             draw.rounded_rectangle((x, y, x + box, y + font_size + 2 * gap), radius=3, fill=color, outline=_BORDER)
-            draw_text(image, (x + gap, y + gap), unit.text, font_size, _TEXT)
+            draw_text(image, (x + gap, y + gap), unit.text, font_size, TEXT)
             x += box + gap
         if hidden:
-            draw_text(image, (x + gap, y + gap), f"… +{hidden}", font_size, _MUTED)
+            draw_text(image, (x + gap, y + gap), f"… +{hidden}", font_size, MUTED)
         y += word_line
     return image
 
@@ -161,7 +159,7 @@ def sample_strips(
     ]
     if not strips:
         image = Image.new("RGB", (width, 40), "white")
-        ImageDraw.Draw(image).text((8, 8), "no sentence explained", font=font_of(16), fill=_MUTED)
+        ImageDraw.Draw(image).text((8, 8), "no sentence explained", font=font_of(16), fill=MUTED)
         return image
     image = Image.new("RGB", (width, sum(s.height for s in strips)), "white")
     y = 0

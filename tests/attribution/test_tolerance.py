@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -141,7 +140,7 @@ def test_the_pieces_above_their_share_of_the_tolerance_are_halved_largest_error_
 
     rule, piece_rule = [(0.5, 1.0)] * 4, [(0.5, 1.0)] * 2
     ends = [(np.zeros(2), np.ones(2))]  # f rises from 0 to 1 for both labels
-    pieces = _Pieces(SimpleNamespace(lengths=[3]), ends, [[0, 1]], rule, piece_rule)
+    pieces = _Pieces([3], ends, [[0, 1]], rule, piece_rule)
     whole = pieces.whole()
     assert [(s.start, s.end, s.rows, len(s.points)) for s in whole] == [(0.0, 1.0, (0, 1), 4)]
     pieces.add([(whole[0], np.array([[0.5, 0.5, 0.0], [0.2, 0.2, 0.59]]))])  # label 0 is 0 off, label 1 0.01
