@@ -303,8 +303,6 @@ def integration_points(integration: str, n_steps: int) -> list[tuple[float, floa
         >>> sum(w for _, w in integration_points("riemann_trapezoid", 3))
         1.0
     """
-    from captum.attr._utils.approximation_methods import approximation_parameters
-
     if integration == "gausslegendre":
         nodes, weights = gauss_legendre(n_steps)
         return list(zip((0.5 * (nodes + 1.0)).tolist(), (0.5 * weights).tolist(), strict=True))
@@ -312,6 +310,8 @@ def integration_points(integration: str, n_steps: int) -> list[tuple[float, floa
         weights = [1.0 / (n_steps - 1)] * n_steps
         weights[0] = weights[-1] = 0.5 / (n_steps - 1)
         return list(zip(np.linspace(0.0, 1.0, n_steps).tolist(), weights, strict=True))
+    from captum.attr._utils.approximation_methods import approximation_parameters  # 0.3 s to import
+
     step_sizes, alphas = approximation_parameters(integration)
     return list(zip(alphas(n_steps), step_sizes(n_steps), strict=True))
 

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 from mlflow_explain import artifacts
 from mlflow_explain.errors import ConfigError
 from mlflow_explain.explanation import Explanation
-from mlflow_explain.render.bars import token_importance_image
+from mlflow_explain.render.bars import token_importance_image, top_tokens_image
 from mlflow_explain.render.compare import attribution_difference_figure, render_comparison_html
 from mlflow_explain.render.html import render_html
-from mlflow_explain.render.plot import figure_png, top_tokens_figure
+from mlflow_explain.render.plot import figure_png
 from mlflow_explain.render.strip import image_png, sample_strips, token_strip
 from mlflow_explain.render.table import attribution_table, sentence_table, spreadsheet_safe
 from mlflow_explain.sampling import sentence_key
@@ -152,7 +152,7 @@ def _write_plots(explanations: Sequence[Explanation], folder: Path, top_k: int) 
         name = f"{artifacts.PLOTS_DIR}/sentence_{explanation.sentence_id:03d}.png"
         written[name] = _write_png(folder / name, image_png(token_importance_image(explanation)))
     summary = f"{artifacts.PLOTS_DIR}/{artifacts.SUMMARY_PLOT}"
-    written[summary] = _write_png(folder / summary, figure_png(top_tokens_figure(explanations, top_k=top_k)))
+    written[summary] = _write_png(folder / summary, image_png(top_tokens_image(explanations, top_k=top_k)))
     return written
 
 

@@ -10,14 +10,12 @@ import io
 import math
 import os
 import sys
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from mlflow_explain.errors import ConfigError
 from mlflow_explain.explanation import Explanation
-from mlflow_explain.render._common import NEGATIVE_COLOR, POSITIVE_COLOR, Unit, check_level, units
-from mlflow_explain.render.bars import MAX_BARS, importance_bars
+from mlflow_explain.render._common import NEGATIVE_COLOR, POSITIVE_COLOR, Unit
+from mlflow_explain.render.bars import MAX_BARS, importance_bars, top_token_panels, top_tokens_title
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -113,9 +111,10 @@ def token_importance_figure(explanation: Explanation, label: str | None = None, 
 def top_tokens_figure(explanations: Sequence[Explanation], *, top_k: int = 10, level: str = "word") -> Figure:
     """Draw, for each predicted class, the words with the highest mean attribution.
 
-    Sentences are grouped by the label of their primary attribution (the predicted label when it
-    was attributed); one panel per class, in label order. A word's score in a sentence is the sum
-    of its occurrences there; its mean is taken over the class's sentences that contain it.
+    One panel per class of :func:`~mlflow_explain.render.bars.top_token_panels` (sentences grouped by
+    the label of their primary attribution; a word's mean over the class's sentences that contain
+    it). The summary a job writes is drawn with Pillow
+    (:func:`~mlflow_explain.render.bars.top_tokens_image`); this figure is for notebooks.
 
     Args:
         explanations: Explanations to aggregate; sentences without attributions are skipped.
@@ -133,42 +132,21 @@ def top_tokens_figure(explanations: Sequence[Explanation], *, top_k: int = 10, l
     Example:
         >>> png = figure_png(top_tokens_figure(explanations, top_k=5))  # doctest: +SKIP
     """
-    check_level(level)
-    if top_k < 1:
-        raise ConfigError(f"top_k must be at least 1; got {top_k}")
-    # class -> word -> one summed score per sentence that contains the word
-    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    n_sentences: dict[str, int] = defaultdict(int)
-    for explanation in explanations:
-        if not explanation.attributions:
-            continue
-        attribution = explanation.primary
-        n_sentences[attribution.label] += 1
-        in_sentence: dict[str, float] = defaultdict(float)
-        for unit in units(attribution, level):
-            if not unit.is_special:
-                in_sentence[unit.text] += unit.score
-        for text, score in in_sentence.items():
-            scores[attribution.label][text].append(score)
-
-    classes = sorted(n_sentences)
-    n_cols = min(_PANEL_COLUMNS, max(len(classes), 1))
-    n_rows = max(math.ceil(len(classes) / n_cols), 1)
+    panels = top_token_panels(explanations, top_k, level)
+    n_cols = min(_PANEL_COLUMNS, max(len(panels), 1))
+    n_rows = max(math.ceil(len(panels) / n_cols), 1)
     plt = pyplot()
     with plt.rc_context({"font.family": FONT_FAMILY}):
         fig = plt.figure(figsize=(4.6 * n_cols, max(2.5, 0.32 * top_k + 1.3) * n_rows), layout="constrained")
         axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
-        for ax, name in zip(axes, classes, strict=False):
-            means = {text: sum(v) / len(v) for text, v in scores[name].items()}
-            best = sorted(means.items(), key=lambda item: (-item[1], item[0]))[:top_k]
-            counts = {text: len(scores[name][text]) for text, _ in best}
-            _bars(ax, [Unit(f"{text} (n={counts[text]})", mean, False) for text, mean in best])
-            ax.set_title(f"{name} ({n_sentences[name]} sentences)", fontsize=10, parse_math=False)
-        for ax in axes[len(classes) :]:
+        for ax, (title, shown) in zip(axes, panels, strict=False):
+            _bars(ax, shown)
+            ax.set_title(title, fontsize=10, parse_math=False)
+        for ax in axes[len(panels) :]:
             ax.set_visible(False)
-        if not classes:
+        if not panels:
             fig.text(0.5, 0.5, "no explanations to aggregate", ha="center", va="center")
-        fig.suptitle(f"Top {top_k} {level}s by mean attribution, per predicted class", parse_math=False)
+        fig.suptitle(top_tokens_title(top_k, level), parse_math=False)
     return fig
 
 

@@ -11,10 +11,14 @@ from mlflow_explain.render.bars import (
     MAX_BARS,
     NEGATIVE,
     POSITIVE,
+    SUMMARY_COLUMNS,
+    SUMMARY_PANEL_WIDTH,
     importance_bars,
     token_importance_image,
+    top_token_panels,
+    top_tokens_image,
 )
-from mlflow_explain.render.plot import token_importance_figure
+from mlflow_explain.render.plot import token_importance_figure, top_tokens_figure
 
 
 def _bar_rows(image) -> list[str]:
@@ -73,3 +77,76 @@ def test_bad_arguments_say_what_is_wrong(explanations):
 def test_all_zero_scores_draw_an_empty_chart(make_explanation):
     image = token_importance_image(make_explanation(["[CLS]", "の", "[SEP]"], {"dokujo-tsushin": [0.0, 0.0, 0.0]}))
     assert _bar_rows(image) == []
+
+
+def test_the_summary_draws_one_chart_per_predicted_class_with_its_mean_scores(make_explanation):
+    tokens = ["[CLS]", "選手", "が", "選手", "[SEP]"]
+    explanations = [
+        make_explanation(tokens, {"sports-watch": [0.0, 0.2, 0.1, 0.2, 0.0]}, predicted_label="sports-watch"),
+        make_explanation(tokens, {"sports-watch": [0.0, 0.1, -0.3, 0.1, 0.0]}, predicted_label="sports-watch"),
+        make_explanation(
+            ["[CLS]", "独女", "[SEP]"], {"dokujo-tsushin": [0.0, 0.5, 0.0]}, predicted_label="dokujo-tsushin"
+        ),
+    ]
+    panels = top_token_panels(explanations, 5, "word")
+    # 選手: (0.2 + 0.2 + 0.1 + 0.1) / 2 sentences; が: (0.1 - 0.3) / 2
+    assert [title for title, _ in panels] == ["dokujo-tsushin (1 sentence)", "sports-watch (2 sentences)"]
+    assert [(u.text, u.score) for u in panels[1][1]] == [
+        ("選手 (n=2)", pytest.approx(0.3)),
+        ("が (n=2)", pytest.approx(-0.1)),
+    ]
+
+    image = top_tokens_image(explanations, top_k=5)
+    assert image.mode == "RGB" and image.width == 2 * SUMMARY_PANEL_WIDTH  # two classes side by side
+    left, right = (image.crop((x, 0, x + SUMMARY_PANEL_WIDTH, image.height)) for x in (0, SUMMARY_PANEL_WIDTH))
+    assert _bar_rows(left) == ["+"] and _bar_rows(right) == ["+", "-"]
+
+
+def test_the_summary_shows_what_the_matplotlib_figure_shows(explanations):
+    import matplotlib.pyplot as plt
+
+    figure = top_tokens_figure(explanations, top_k=3)
+    visible = [ax for ax in figure.axes if ax.get_visible()]
+    panels = top_token_panels(explanations, 3, "word")
+    assert [ax.get_title() for ax in visible] == [title for title, _ in panels]
+    assert [[t.get_text() for t in ax.get_yticklabels()] for ax in visible] == [
+        [u.text for u in shown] for _, shown in panels
+    ]
+    assert figure._suptitle.get_text() == "Top 3 words by mean attribution, per predicted class"
+    plt.close(figure)
+
+
+def _one_per_class(make_explanation, n_classes: int) -> list:
+    return [
+        make_explanation(
+            ["[CLS]", "記事", f"分類{c}", "[SEP]"],
+            {f"class-{c}": [0.0, 0.1, 0.2, 0.0]},
+            sentence_id=c,
+            predicted_label=f"class-{c}",
+        )
+        for c in range(n_classes)
+    ]
+
+
+@pytest.mark.parametrize("n_classes", [1, 3, 4, 9])
+def test_the_summary_wraps_its_charts_in_rows_of_three(make_explanation, n_classes):
+    one_row = top_tokens_image(_one_per_class(make_explanation, 1)).height
+    chart = top_tokens_image(_one_per_class(make_explanation, 4)).height - one_row
+    heading = one_row - chart
+    image = top_tokens_image(_one_per_class(make_explanation, n_classes))
+    columns = min(n_classes, SUMMARY_COLUMNS)
+    rows = -(-n_classes // SUMMARY_COLUMNS)
+    assert image.size == (columns * SUMMARY_PANEL_WIDTH, heading + rows * chart)
+    for c in range(n_classes):
+        row, column = divmod(c, SUMMARY_COLUMNS)
+        x, y = column * SUMMARY_PANEL_WIDTH, heading + row * chart
+        assert _bar_rows(image.crop((x, y, x + SUMMARY_PANEL_WIDTH, y + chart))) == ["+", "+"]
+
+
+def test_a_summary_without_explanations_says_so_and_bad_arguments_are_refused(explanations):
+    image = top_tokens_image([])
+    assert image.width == SUMMARY_PANEL_WIDTH and _bar_rows(image) == []
+    with pytest.raises(ConfigError, match="top_k"):
+        top_tokens_image(explanations, top_k=0)
+    with pytest.raises(ConfigError, match="level must be one of"):
+        top_tokens_image(explanations, level="sentence")
