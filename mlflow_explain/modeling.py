@@ -388,6 +388,9 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[Encod
 PROGRESS_TEXTS = 2_000
 """From this many texts on, :func:`predict_proba` shows a progress bar."""
 
+PROGRESS_CHUNK = 512
+"""Texts :func:`predict_proba` predicts between two updates of its progress bar."""
+
 
 @torch.no_grad()
 def predict_proba(
@@ -395,7 +398,10 @@ def predict_proba(
 ) -> np.ndarray:
     """Label probabilities for encoded texts (softmax, or sigmoid for multi-label models).
 
-    Texts are batched by length (fewer pad tokens to compute); the rows come back in input order.
+    Texts are batched by length (fewer pad tokens to compute) and run through the attribution
+    engine's forward pass (:func:`mlflow_explain.attribution.probabilities`: its exact
+    shortcuts, such as the ``[CLS]``-only last layer and oneDNN's linear layers, included); the rows
+    come back in input order.
 
     Args:
         model: The classifier.
@@ -409,13 +415,14 @@ def predict_proba(
     """
     from tqdm.auto import tqdm
 
+    from mlflow_explain.attribution import Row, probabilities
+
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    sigmoid = output_activation(model) == "sigmoid"
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+    activation = output_activation(model)
     out = np.zeros((len(encoded), model.config.num_labels), dtype=np.float32)
+    chunk = max(batch_size, PROGRESS_CHUNK)
     bar = tqdm(
         total=len(encoded),
         desc="predicting",
@@ -423,17 +430,9 @@ def predict_proba(
         disable=not (len(encoded) >= PROGRESS_TEXTS if progress is None else progress),
     )
     try:
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            width = max(len(encoded[i].input_ids) for i in rows)
-            ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for row, i in enumerate(rows):
-                ids[row, : len(encoded[i].input_ids)] = torch.tensor(encoded[i].input_ids)
-                mask[row, : len(encoded[i].input_ids)] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-            probs = torch.sigmoid(logits) if sigmoid else torch.softmax(logits, dim=-1)
-            out[rows] = probs.cpu().numpy()
+        for start in range(0, len(encoded), chunk):
+            rows = [Row(torch.tensor(e.input_ids, dtype=torch.long)) for e in encoded[start : start + chunk]]
+            out[start : start + len(rows)] = probabilities(model, rows, pad, activation, batch_size).numpy()
             bar.update(len(rows))
     finally:
         bar.close()

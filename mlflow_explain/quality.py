@@ -138,7 +138,15 @@ def faithfulness(
                 variants.append(_variant(explanation.text, removed, special, ids))
                 variants.append(_variant(explanation.text, kept, special, ids))
         plans.append((explanation, attribution, start))
-    probabilities = predict_proba(model, tokenizer, variants, batch_size=batch_size)
+    # Short sentences give the same input for several fractions (and rankings): predict each once.
+    index: dict[tuple[int, ...], int] = {}
+    unique: list[EncodedText] = []
+    for variant in variants:
+        if variant.input_ids not in index:
+            index[variant.input_ids] = len(unique)
+            unique.append(variant)
+    where = [index[v.input_ids] for v in variants]
+    probabilities = predict_proba(model, tokenizer, unique, batch_size=batch_size)[where]
     results = []
     n = len(fractions)
     for explanation, attribution, start in plans:

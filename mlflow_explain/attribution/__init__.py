@@ -28,11 +28,13 @@ __all__ = [
     "AttributionMethod",
     "EncodedText",
     "RawAttribution",
+    "Row",
     "check_time_budget",
     "exclusive_use",
     "get_attribution_method",
     "list_attribution_methods",
     "output_activation",
+    "probabilities",
     "register_attribution_method",
     "shared_use",
     "time_budget",
@@ -107,9 +109,10 @@ for _name, (_module, _cls) in BUILTIN_METHODS.items():
     register_attribution_method(_name, _builtin(_module, _cls))
 
 
-_ENGINE_API = ("check_time_budget", "exclusive_use", "shared_use", "time_budget")
-"""The engine's time budget and model locks, for the callers that run backends (imported on first use:
-the engine loads torch)."""
+_ENGINE_API = ("Row", "check_time_budget", "exclusive_use", "probabilities", "shared_use", "time_budget")
+"""The engine's time budget and model locks, for the callers that run backends, and its forward pass
+(``probabilities`` of ``Row`` inputs, which :func:`mlflow_explain.modeling.predict_proba` runs) (imported on
+first use: the engine loads torch)."""
 
 
 def __getattr__(name: str):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from builders import KEYWORD_MODEL_LABELS, PLANTED_KEYWORDS, keyword_bert, keyword_tokenizer, tiny_bert
 
-from mlflow_explain.attribution import EncodedText
+from mlflow_explain.attribution import EncodedText, _shortcuts
 from mlflow_explain.modeling import encode_texts
 
 LABELS = KEYWORD_MODEL_LABELS
@@ -38,6 +38,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def onednn_linear(monkeypatch):
+    """Route the linear layers through oneDNN whatever this CPU's timing says (see
+    :func:`~mlflow_explain.attribution._shortcuts.onednn_is_faster`): the engine's own products and
+    backward passes are what the reference tests check; untouched MKL layers are the model's own."""
+    monkeypatch.setattr(_shortcuts, "onednn_is_faster", lambda *shape: True)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import torch
 
 from mlflow_explain.attribution import _shortcuts, get_attribution_method
 from mlflow_explain.attribution._engine import Row, stack_rows
-from mlflow_explain.attribution._shortcuts import exact_shortcuts
+from mlflow_explain.attribution._shortcuts import exact_shortcuts, onednn_is_faster
 from mlflow_explain.config import ExplainConfig
 
 from .conftest import LABELS, SENTENCES, make_bert
@@ -57,12 +57,15 @@ def _state(model) -> tuple:
     )
 
 
-def test_shortcuts_keep_the_logits_and_every_label_gradient(model, batch):
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "mkl"])
+def test_shortcuts_keep_the_logits_and_every_label_gradient(model, batch, monkeypatch, onednn):
+    monkeypatch.setattr(_shortcuts, "onednn_is_faster", lambda *shape: onednn)
     logits, expected = _logits_and_gradients(model, batch)
     with exact_shortcuts(model, batch) as active:
         assert active
         assert "forward" in vars(model.bert.encoder.layer[-1])
         assert model.config._attn_implementation == "eager"
+        assert any(isinstance(m, _shortcuts._OneDNNLinear) for m in model.modules()) is onednn
         inside_logits, inside = _logits_and_gradients(model, batch)
     torch.testing.assert_close(inside_logits, logits, atol=1e-5, rtol=1e-5)
     assert sum(g.abs().sum() for g in expected) > 0
@@ -194,7 +197,8 @@ def test_other_bert_family_classifiers_keep_their_gradients(family, first_token_
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
-def test_linear_layers_compute_through_onednn_on_a_cpu_and_are_put_back(model, batch):
+def test_linear_layers_compute_through_onednn_on_a_cpu_and_are_put_back(model, batch, monkeypatch):
+    monkeypatch.setattr(_shortcuts, "onednn_is_faster", lambda *shape: True)
     linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
     with exact_shortcuts(model, batch) as active:
         assert active
@@ -204,12 +208,35 @@ def test_linear_layers_compute_through_onednn_on_a_cpu_and_are_put_back(model, b
     assert not any(isinstance(m, _shortcuts._OneDNNLinear) for m in model.modules())
 
 
-def test_onednn_is_left_alone_when_fp32_products_may_lose_precision(model, batch):
+def test_onednn_is_chosen_by_timing_it_once_per_layer_shape(model, batch, monkeypatch):
+    monkeypatch.setattr(_shortcuts, "onednn_is_faster", onednn_is_faster)  # the real one (conftest forces True)
+    onednn_is_faster.cache_clear()
+    timed = []
+    products = torch.ops.mkldnn._linear_pointwise
+
+    def counting(x, weight, *args):
+        timed.append(tuple(weight.shape))
+        return products(x, weight, *args)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", counting)
+    chosen = onednn_is_faster(16, 32, torch.get_num_threads())
+    assert isinstance(chosen, bool) and timed == [(32, 16)] * 3  # best of three
+    assert onednn_is_faster(16, 32, torch.get_num_threads()) is chosen and len(timed) == 3  # once
+    with exact_shortcuts(model, batch) as active:  # the widest layer of the model (intermediate: 16 -> 32)
+        assert active
+        swapped = any(isinstance(m, _shortcuts._OneDNNLinear) for m in model.modules())
+    assert swapped is chosen
+
+
+def test_onednn_is_left_alone_when_fp32_products_may_lose_precision(model, batch, monkeypatch):
+    monkeypatch.setattr(_shortcuts, "onednn_is_faster", lambda *shape: True)
     previous = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("medium")  # lets PyTorch use bf16 or tf32 for fp32 products
     try:
-        with exact_shortcuts(model, batch) as active:
-            assert active  # the other shortcuts still apply
+        assert _shortcuts._onednn_linear(model) is None
+        with exact_shortcuts(model, batch):
+            # The other shortcuts apply where the model's own products stay fp32; on a CPU with AMX,
+            # "medium" computes them in bf16 and the check on entry refuses all shortcuts.
             assert not any(isinstance(m, _shortcuts._OneDNNLinear) for m in model.modules())
     finally:
         torch.set_float32_matmul_precision(previous)
