@@ -83,6 +83,7 @@ def run_main(data: DataConfig, training: TrainConfig, explaining: ExplainConfig)
         return None
     tracking.check_tracking_store()
     dataset = load_dataset(data)
+    training = training.for_data(len(dataset.train))
     with tracking.job_run() as run, tempfile.TemporaryDirectory(prefix="mlflow-explain-train-") as workdir:
         with tracking.tracking_errors():
             _log_params(dataset, data, training, explaining)

@@ -87,6 +87,7 @@ def embedded_model_card(dataset: TextDataset, config: TrainConfig, metrics: dict
         tags=["mlflow-explain", "bert"],
     )
     shape = ", ".join(f"{k} {v}" for k, v in TINY_BERT.items() if not k.endswith("dropout_prob"))
+    epochs = config.for_data(len(dataset.train)).resolved_epochs
     scores = "".join(f"\n- evaluation {name.replace('_', ' ')}: {value:.3f}" for name, value in (metrics or {}).items())
     content = f"""---
 {data.to_yaml()}
@@ -96,7 +97,7 @@ def embedded_model_card(dataset: TextDataset, config: TrainConfig, metrics: dict
 
 The embedded default model of mlflow-explain: a BERT
 ({shape}) with a MeCab (unidic-lite) + WordPiece tokenizer learned from its training texts, trained
-from scratch for {config.resolved_epochs:g} epochs on {len(dataset.train)} headlines of the data set
+from scratch for {epochs:g} epochs on {len(dataset.train)} headlines of the data set
 `{dataset.source}` ({len(dataset.eval)} held out for evaluation).
 
 - labels: {", ".join(dataset.labels)}
@@ -538,6 +539,7 @@ def train(
 
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
+    config = config.for_data(len(dataset.train))
     label2id = {str(k): int(v) for k, v in sorted(model.config.label2id.items(), key=lambda item: item[1])}
     multi_label = output_activation(model) == "sigmoid"
     max_length = max_input_length(model, tokenizer, config.max_length)

@@ -165,3 +165,17 @@ def test_predict_proba_restores_training_mode(model_dir):
     model.train()
     predict_proba(model, tokenizer, encode_texts(tokenizer, ["goal"], 32))
     assert model.training
+
+
+def test_the_embedded_model_trains_for_a_number_of_steps_unless_epochs_are_given():
+    from mlflow_explain.config import EMBEDDED_EPOCHS, EMBEDDED_STEPS, TrainConfig
+
+    embedded = TrainConfig()
+    assert embedded.for_data(414).epochs == 16.0  # the embedded data set: 26 batches of 16 an epoch
+    assert embedded.for_data(414).epochs * 26 >= EMBEDDED_STEPS > (embedded.for_data(414).epochs - 1) * 26
+    assert TrainConfig(batch_size=24).for_data(414).epochs == 23.0  # 18 batches
+    assert embedded.for_data(36).epochs == EMBEDDED_EPOCHS  # 3 batches: capped
+    assert embedded.for_data(100_000).epochs == 1.0
+    assert TrainConfig(epochs=2.5).for_data(36).epochs == 2.5  # given epochs stay
+    pretrained = TrainConfig(model="some/bert")
+    assert pretrained.for_data(414) is pretrained and pretrained.resolved_epochs == 3.0

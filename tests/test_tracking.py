@@ -171,3 +171,33 @@ def test_image_series_files_are_the_ones_mlflow_log_image_writes(tracking):
         assert client.get_run(run.info.run_id).data.tags["mlflow.loggedImages"] == "True"
     with pytest.raises(ValueError, match="image key"):
         log_run_images(ours.info.run_id, {"sentence:1": picture}, step=0)
+
+
+def test_the_training_history_is_logged_as_metric_series_in_batches(tracking, monkeypatch):
+    from mlflow_explain.tracking import runs
+
+    monkeypatch.setattr(runs, "HISTORY_BATCH", 3)  # 7 values: three calls
+    history = [
+        {"loss": 2.0, "grad_norm": 1.5, "learning_rate": 1e-3, "epoch": 1.0, "step": 26},
+        {"eval_loss": 1.8, "eval_runtime": 0.02, "eval_samples_per_second": 900.0, "epoch": 1.0, "step": 26},
+        {"loss": 1.0, "epoch": 2.0, "step": 52},
+        {"train_runtime": 7.0, "train_loss": 1.5, "epoch": 2.0, "step": 52},
+    ]
+    with mlflow.start_run() as run:
+        runs.log_training_history(history)
+    client = MlflowClient()
+    series = {
+        key: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
+        for key in (
+            "train_loss",
+            "train_grad_norm",
+            "train_learning_rate",
+            "eval_loss",
+            "eval_runtime",
+            "train_runtime",
+        )
+    }
+    assert sorted(series["train_loss"]) == [(26, 2.0), (52, 1.0), (52, 1.5)]
+    assert series["train_grad_norm"] == [(26, 1.5)] and series["eval_loss"] == [(26, 1.8)]
+    assert series["eval_runtime"] == [(26, 0.02)] and series["train_runtime"] == [(52, 7.0)]
+    assert "eval_samples_per_second" not in client.get_run(run.info.run_id).data.metrics

@@ -239,23 +239,34 @@ def set_tags(tags: Mapping[str, str]) -> None:
     mlflow.set_tags(dict(tags))
 
 
+HISTORY_BATCH = 1000
+"""Metrics per ``log_batch`` call of :func:`log_training_history` (MLflow's limit)."""
+
+
 def log_training_history(history: Sequence[Mapping]) -> None:
-    """Log Trainer's log history (loss and evaluation per epoch) as metric series.
+    """Log Trainer's log history (loss and evaluation per epoch) as metric series, in batched calls.
 
     Args:
         history: ``trainer.state.log_history``.
     """
-    import mlflow
+    import time
 
-    for entry in history:
-        step = int(entry.get("step", 0))
-        values = {
-            key if key.startswith(("eval_", "train_")) else f"train_{key}": float(value)
-            for key, value in entry.items()
-            if key not in ("step", "epoch") and isinstance(value, int | float) and not key.endswith("_per_second")
-        }
-        if values:
-            mlflow.log_metrics(values, step=step)
+    import mlflow
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(
+            key if key.startswith(("eval_", "train_")) else f"train_{key}", float(value), now, int(entry.get("step", 0))
+        )
+        for entry in history
+        for key, value in entry.items()
+        if key not in ("step", "epoch") and isinstance(value, int | float) and not key.endswith("_per_second")
+    ]
+    run_id = mlflow.active_run().info.run_id
+    client = mlflow.MlflowClient()
+    for start in range(0, len(metrics), HISTORY_BATCH):  # MLflow takes at most 1000 metrics a call
+        client.log_batch(run_id, metrics=metrics[start : start + HISTORY_BATCH])
 
 
 def active_or_new_run() -> tuple[str, bool]:
