@@ -4,7 +4,8 @@ Run by hand (about 2.5 minutes on a 2-core CPU)::
 
     python benchmarks/bench_tolerance.py [--repeats 3] [--tolerance 0.01] [--starts 4,8,16,32,50]
 
-Trains the embedded default model (``tiny-bert-ja``, 30 epochs) and explains the default job's sample
+Trains the embedded default model (``tiny-bert-ja``, as the default job does: 16 epochs; ``--epochs``
+for another count) and explains the default job's sample
 (18 evaluation sentences, all nine labels, ``lig``) once per side and repeat, interleaved: at a fixed
 ``n_steps=50`` (``tolerance=None``), and with the tolerance starting at each of ``--starts`` steps
 (the paths of the pairs above it cut into pieces where the error is, up to ``--max-steps`` points).
@@ -47,13 +48,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads while explaining (1)")
     parser.add_argument("--reference-steps", type=int, default=1024, help="steps of the reference scores (1024)")
     parser.add_argument("--starts", default="4,8,16,32,50", help="comma-separated starting n_steps")
+    parser.add_argument("--epochs", type=float, default=None, help="training epochs (default: the default job's)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     os.environ.setdefault("TQDM_DISABLE", "1")
     dataset = load_dataset(DataConfig())
     with tempfile.TemporaryDirectory() as tmp:
-        model, tokenizer = build_embedded_model(dataset, TrainConfig(), Path(tmp))
-        train(model, tokenizer, dataset, TrainConfig(), Path(tmp) / "trainer", report_to="none")
+        training = TrainConfig(epochs=args.epochs).for_data(len(dataset.train))
+        print(f"# the embedded model, {training.epochs:g} epochs", flush=True)
+        model, tokenizer = build_embedded_model(dataset, training, Path(tmp))
+        train(model, tokenizer, dataset, training, Path(tmp) / "trainer", report_to="none")
     model.eval()
     torch.set_num_threads(args.threads)
     config = ExplainConfig(tolerance=args.tolerance, max_steps=args.max_steps)
