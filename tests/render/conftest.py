@@ -65,6 +65,24 @@ def make_explanation() -> Callable[..., Explanation]:
 
 
 @pytest.fixture
+def one_per_class(make_explanation: Callable[..., Explanation]) -> Callable[[int], list[Explanation]]:
+    """Factory for ``n`` sentences, each predicted as its own class ``class-<i>`` (scores 0.1 and 0.2)."""
+
+    def make(n_classes: int) -> list[Explanation]:
+        return [
+            make_explanation(
+                ["[CLS]", "記事", f"分類{c}", "[SEP]"],
+                {f"class-{c}": [0.0, 0.1, 0.2, 0.0]},
+                sentence_id=c,
+                predicted_label=f"class-{c}",
+            )
+            for c in range(n_classes)
+        ]
+
+    return make
+
+
+@pytest.fixture
 def explanations(make_explanation: Callable[..., Explanation]) -> tuple[Explanation, ...]:
     """Four sentences: correct, correct with ## pieces, hostile + misclassified, truncated + no true label."""
     return (

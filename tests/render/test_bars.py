@@ -116,24 +116,12 @@ def test_the_summary_shows_what_the_matplotlib_figure_shows(explanations):
     plt.close(figure)
 
 
-def _one_per_class(make_explanation, n_classes: int) -> list:
-    return [
-        make_explanation(
-            ["[CLS]", "記事", f"分類{c}", "[SEP]"],
-            {f"class-{c}": [0.0, 0.1, 0.2, 0.0]},
-            sentence_id=c,
-            predicted_label=f"class-{c}",
-        )
-        for c in range(n_classes)
-    ]
-
-
 @pytest.mark.parametrize("n_classes", [1, 3, 4, 9])
-def test_the_summary_wraps_its_charts_in_rows_of_three(make_explanation, n_classes):
-    one_row = top_tokens_image(_one_per_class(make_explanation, 1)).height
-    chart = top_tokens_image(_one_per_class(make_explanation, 4)).height - one_row
+def test_the_summary_wraps_its_charts_in_rows_of_three(one_per_class, n_classes):
+    one_row = top_tokens_image(one_per_class(1)).height
+    chart = top_tokens_image(one_per_class(4)).height - one_row
     heading = one_row - chart
-    image = top_tokens_image(_one_per_class(make_explanation, n_classes))
+    image = top_tokens_image(one_per_class(n_classes))
     columns = min(n_classes, SUMMARY_COLUMNS)
     rows = -(-n_classes // SUMMARY_COLUMNS)
     assert image.size == (columns * SUMMARY_PANEL_WIDTH, heading + rows * chart)

@@ -133,16 +133,8 @@ def test_top_tokens_mean_over_sentences_containing_the_word(make_explanation, cl
 
 
 @pytest.mark.parametrize("n_classes", [1, 2, 4, 9, 10])
-def test_top_tokens_figure_scales_to_many_classes(make_explanation, close_figures, n_classes):
-    explanations = [
-        make_explanation(
-            ["[CLS]", "記事", f"分類{c}", "[SEP]"],
-            {f"class-{c}": [0.0, 0.1, 0.2, 0.0]},
-            sentence_id=c,
-            predicted_label=f"class-{c}",
-        )
-        for c in range(n_classes)
-    ]
+def test_top_tokens_figure_scales_to_many_classes(one_per_class, close_figures, n_classes):
+    explanations = one_per_class(n_classes)
     fig = top_tokens_figure(explanations)
     close_figures(fig)
 
