@@ -125,6 +125,7 @@ class ExplainCallback(TrainerCallback):
         self._last: tuple[int, list[Explanation]] | None = None
         self._images_step: int | None = None  # the last step whose images were logged
         self._history: list = []  # per-sentence tables of the logged steps (DataFrames)
+        self._cuts: dict[tuple[str, str], tuple[float, ...]] = {}  # where each pair's refinement ended
         self.view_url: str | None = None  # the prepared chart view in the MLflow UI, set at the end
         self._worker = _Worker()
 
@@ -197,11 +198,22 @@ class ExplainCallback(TrainerCallback):
         try:
             with preserved_training_state(model):
                 result = explain_sample(
-                    model, self.tokenizer, self.probe, self.config, max_length=self.max_length, progress=False
+                    model,
+                    self.tokenizer,
+                    self.probe,
+                    self.config,
+                    max_length=self.max_length,
+                    progress=False,
+                    start_cuts=self._cuts,
                 )
         except Exception as err:  # out of memory, a bad probe text, ...: warn and let training go on
             self._warn(f"could not explain the probe sentences at step {step}", err)
             return
+        # The next evaluation starts each pair where this one's refinement ended: the weights move little
+        # between evaluations, and a saturated pair need not be cut again from the whole path.
+        self._cuts |= {
+            (e.text, a.label): a.cuts for e in result.explanations for a in e.attributions if a.cuts is not None
+        }
         self._last = (step, result.explanations)
         self._explanations += 1
         images = bool(self.images_every) and (self._explanations - 1) % self.images_every == 0

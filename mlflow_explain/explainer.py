@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -74,6 +74,7 @@ def explain_examples(
     config: ExplainConfig,
     max_length: int | None = None,
     progress: bool = True,
+    start_cuts: Mapping[tuple[str, str], tuple[float, ...]] | None = None,
 ) -> list[Explanation]:
     """Predict and attribute each example with the configured method.
 
@@ -89,6 +90,9 @@ def explain_examples(
         max_length: Longest input in tokens; longer texts are truncated and flagged. Defaults
             to the model's maximum.
         progress: Show a progress bar. Defaults to True.
+        start_cuts: Where a previous explanation of a ``(text, label)`` ended its adaptive integration
+            (:attr:`~mlflow_explain.explanation.LabelAttribution.cuts`): a method that refines (``lig``)
+            starts those pairs there, and still refines them to the tolerance. Defaults to None.
 
     Returns:
         One :class:`Explanation` per example, ``sentence_id`` being its position.
@@ -110,6 +114,12 @@ def explain_examples(
         select_targets(config.target, p, [label2id[x] for x in ex.label_set if x in label2id], threshold)
         for p, ex in zip(probabilities, examples, strict=True)
     ]
+    cuts = None
+    if start_cuts and getattr(method, "warm_starts", False):
+        cuts = [
+            [start_cuts.get((ex.text, id2label[label])) for label in tgt]
+            for ex, tgt in zip(examples, targets, strict=True)
+        ]
     was_training = model.training
     model.eval()
     raw: list[RawAttribution] = []
@@ -121,7 +131,14 @@ def explain_examples(
             while start < len(encoded):
                 check_time_budget()
                 chunk, began = slice(start, start + size), time.perf_counter()
-                raw.extend(method.attribute(model, tokenizer, encoded[chunk], targets[chunk], config))
+                if cuts is None:
+                    raw.extend(method.attribute(model, tokenizer, encoded[chunk], targets[chunk], config))
+                else:
+                    raw.extend(
+                        method.attribute(
+                            model, tokenizer, encoded[chunk], targets[chunk], config, start_cuts=cuts[chunk]
+                        )
+                    )
                 bar.update(len(encoded[chunk]))
                 start += size
                 size *= 2 if time.perf_counter() - began < CHUNK_SECONDS else 1
@@ -203,6 +220,7 @@ def _assemble(
                 convergence_delta=delta,
                 n_steps=None if raw.steps is None else int(raw.steps[row]),
                 converged=None if delta is None or config.tolerance is None else abs(delta) <= config.tolerance,
+                cuts=None if raw.cuts is None else raw.cuts[row],
             )
         )
     return Explanation(

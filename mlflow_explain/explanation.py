@@ -101,6 +101,9 @@ class LabelAttribution:
             refined to meet the tolerance), or ``None`` for methods that do not integrate.
         converged: Whether ``|convergence_delta|`` is within the tolerance; ``None`` without a delta
             or a tolerance.
+        cuts: Where the adaptive integration cut this label's path into pieces (points of ``(0, 1)``;
+            empty: the whole path in one), or ``None`` without refinement. Not part of the tables:
+            the Trainer callback starts the next evaluation's explanation from them.
     """
 
     label: str
@@ -109,6 +112,7 @@ class LabelAttribution:
     convergence_delta: float | None = None
     n_steps: int | None = None
     converged: bool | None = None
+    cuts: tuple[float, ...] | None = None
 
     @property
     def attribution_score(self) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mlflow_explain.config import ExplainConfig
@@ -51,6 +51,7 @@ def explain_sample(
     max_length: int | None = None,
     quality: bool | None = None,
     progress: bool = True,
+    start_cuts: Mapping[tuple[str, str], tuple[float, ...]] | None = None,
 ) -> ExplainResult:
     """Explain ``examples`` with ``config`` and, when asked, score the explanations' faithfulness.
 
@@ -62,6 +63,8 @@ def explain_sample(
         max_length: Longest input in tokens. Defaults to the model's maximum.
         quality: Compute the quality figures; ``None`` follows ``config.quality``.
         progress: Show a progress bar. Defaults to True.
+        start_cuts: Where earlier explanations ended their adaptive integration, by ``(text, label)``
+            (see :func:`~mlflow_explain.explainer.explain_examples`). Defaults to None.
 
     Returns:
         The explanations, their quality figures, timings and metrics.
@@ -73,7 +76,9 @@ def explain_sample(
     from mlflow_explain.quality import evaluate_quality, quality_metrics
 
     started = time.perf_counter()
-    explanations = explain_examples(model, tokenizer, examples, config, max_length=max_length, progress=progress)
+    explanations = explain_examples(
+        model, tokenizer, examples, config, max_length=max_length, progress=progress, start_cuts=start_cuts
+    )
     seconds = time.perf_counter() - started
     metrics = {
         "explain_seconds": seconds,

@@ -271,3 +271,27 @@ def test_logging_runs_in_the_background_and_is_flushed_at_the_end(tracking, tmp_
     logged = MlflowClient().get_metric_history(run.info.run_id, "probe_log_seconds")
     assert len(logged) == 3 and min(m.value for m in logged) >= 1.0  # every step was logged before training ended
     assert len(_training_table(run.info.run_id).step.unique()) == 3
+
+
+def test_each_evaluation_starts_from_where_the_last_ones_refinement_ended(
+    tracking, tmp_path, monkeypatch, model_and_tokenizer
+):
+    from mlflow_explain import pipeline
+
+    model, tokenizer = model_and_tokenizer
+    given, results = [], []
+    explain_sample = pipeline.explain_sample
+
+    def spy(*args, start_cuts=None, **kwargs):
+        given.append(dict(start_cuts or {}))
+        results.append(explain_sample(*args, start_cuts=start_cuts, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(pipeline, "explain_sample", spy)
+    callback = ExplainCallback(tokenizer, DATASET, ExplainConfig(n_explain=3, tolerance=1e-3, n_steps=4))
+    with mlflow.start_run():
+        train(model, tokenizer, DATASET, TRAINING, tmp_path / "out", callbacks=[callback])
+    assert len(given) == 3 and given[0] == {}  # the baseline, then two evaluations
+    for before, after in zip(results, given[1:], strict=False):
+        expected = {(e.text, a.label): a.cuts for e in before.explanations for a in e.attributions}
+        assert expected and {k: after[k] for k in expected} == expected

@@ -594,4 +594,4 @@ def l2_normalize(raw: RawAttribution) -> RawAttribution:
     """Divide each row of scores by its L2 norm (rows of zeros stay zero); deltas are kept raw."""
     norms = np.linalg.norm(raw.scores, axis=-1, keepdims=True)
     scores = np.divide(raw.scores, norms, out=np.zeros_like(raw.scores), where=norms > 0)
-    return RawAttribution(scores=scores, deltas=raw.deltas, steps=raw.steps)
+    return dataclasses.replace(raw, scores=scores)

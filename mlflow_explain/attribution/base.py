@@ -44,11 +44,16 @@ class RawAttribution:
         deltas: Convergence deltas of shape ``(n_targets,)``, or ``None`` when the method has none.
         steps: Integration steps each target used, shape ``(n_targets,)``, or ``None`` when the method
             does not integrate.
+        cuts: Per target, the points of ``(0, 1)`` where the adaptive integration cut its path into
+            pieces (empty: the whole path in one), or ``None`` when the method does not refine. Given
+            back as ``start_cuts``, they let the next explanation of the same sentence and label start
+            where this one ended (the Trainer callback does, from one evaluation to the next).
     """
 
     scores: np.ndarray
     deltas: np.ndarray | None = None
     steps: np.ndarray | None = None
+    cuts: tuple[tuple[float, ...], ...] | None = None
 
 
 class AttributionMethod(Protocol):

@@ -12,6 +12,7 @@ The functions return raw scores; the backends divide them by their L2 norm.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -68,6 +69,7 @@ def integrated_gradients(
     parity: bool = False,
     tolerance: float | None = None,
     max_steps: int | None = None,
+    start_cuts: Sequence[Sequence[tuple[float, ...] | None]] | None = None,
 ) -> list[RawAttribution]:
     """Layer Integrated Gradients on the word embeddings, raw (not normalised).
 
@@ -95,9 +97,15 @@ def integrated_gradients(
             labels only, until the pair meets it or would use more than ``max_steps`` points.
             ``None`` integrates the whole path once with ``n_steps`` points. Defaults to None.
         max_steps: Most integration points a refined pair may use. Defaults to ``n_steps`` (no refinement).
+        start_cuts: With a ``tolerance``: per sentence, per target, the cut points to start from (a
+            previous result's :attr:`RawAttribution.cuts`; ``None`` or empty for the whole path). Each
+            piece gets the piece rule and is refined further where it still misses its share, so the
+            result meets the tolerance as from a cold start; a layout over ``max_steps`` is ignored.
+            Defaults to None.
 
     Returns:
-        One :class:`RawAttribution` per sentence, with deltas and the integration points each label used.
+        One :class:`RawAttribution` per sentence, with deltas, the integration points each label used and,
+        with a ``tolerance``, where its path was cut.
 
     Example:
         >>> raw = integrated_gradients(model, tokenizer, encoded, [[0, 1]] * len(encoded))  # doctest: +SKIP
@@ -108,17 +116,19 @@ def integrated_gradients(
     device = model_device(model)
     probe = probe_batch([inputs.input_row(i) for i in range(len(inputs))], inputs.pad_id, device)
     # One installation of the shortcuts, and one evaluation of the path's ends, for every round.
+    limit = max(max_steps or n_steps, n_steps)
     with shared_use(model), exact_shortcuts(model, probe):
         ends = _path_ends(model, inputs, internal_batch_size)
         piece_rule = integration_points(integration, max(2, n_steps // 2))
         pieces = _Pieces(inputs.lengths, ends, targets, integration_points(integration, n_steps), piece_rule)
-        pieces.add(_integrate_pieces(model, inputs, targets, pieces.whole(), internal_batch_size))
+        first = pieces.whole() if tolerance is None or start_cuts is None else pieces.start(start_cuts, limit)
+        pieces.know(_path_outputs(model, inputs, pieces.unknown_points(first), internal_batch_size))
+        pieces.add(_integrate_pieces(model, inputs, targets, first, internal_batch_size))
         if tolerance is not None:
-            limit = max(max_steps or n_steps, n_steps)
             while splits := pieces.splits(tolerance, limit):
                 pieces.know(_path_outputs(model, inputs, pieces.unknown_midpoints(splits), internal_batch_size))
                 pieces.add(_integrate_pieces(model, inputs, targets, pieces.halves(splits), internal_batch_size))
-    return pieces.results()
+    return pieces.results(with_cuts=tolerance is not None)
 
 
 @dataclass(frozen=True)
@@ -160,6 +170,28 @@ class _Pieces:
     def whole(self) -> list[_Interval]:
         """Every sentence's whole path, for all its target rows."""
         return [self._interval(i, 0.0, 1.0, tuple(range(len(t)))) for i, t in enumerate(self.targets) if t]
+
+    def start(self, cuts: Sequence[Sequence[tuple[float, ...] | None]], limit: int) -> list[_Interval]:
+        """Every sentence's paths cut at ``cuts`` (per sentence, per target row), rows that share a piece together.
+
+        A row without cuts, or whose pieces would take more than ``limit`` points, starts with its whole path.
+        """
+        wanted: dict[tuple[int, float, float], list[int]] = {}
+        for i, targets in enumerate(self.targets):
+            given = cuts[i] if i < len(cuts) and cuts[i] is not None else ()
+            for row in range(len(targets)):
+                points = sorted({float(p) for p in (given[row] if row < len(given) else None) or () if 0.0 < p < 1.0})
+                if (len(points) + 1) * len(self.piece_rule) > limit:
+                    points = []
+                bounds = [0.0, *points, 1.0]
+                for a, b in itertools.pairwise(bounds):
+                    wanted.setdefault((i, a, b), []).append(row)
+        return [self._interval(i, a, b, tuple(rows)) for (i, a, b), rows in wanted.items()]
+
+    def unknown_points(self, intervals: Sequence[_Interval]) -> list[tuple[int, float]]:
+        """The ``(sentence, alpha)`` ends of ``intervals`` whose outputs are not known yet."""
+        points = {(s.sentence, alpha) for s in intervals for alpha in (s.start, s.end)}
+        return sorted(p for p in points if p[1] not in self.values[p[0]])
 
     def _interval(self, i: int, start: float, end: float, rows: tuple[int, ...]) -> _Interval:
         width = end - start
@@ -225,14 +257,15 @@ class _Pieces:
             ]
         return halves
 
-    def results(self) -> list[RawAttribution]:
-        """Each sentence's scores (the sum over its pieces), completeness errors and points used."""
+    def results(self, with_cuts: bool = True) -> list[RawAttribution]:
+        """Each sentence's scores (the sum over its pieces), completeness errors, points used and cut points."""
         results = []
         for i, rows in enumerate(self.pieces):
             totals = [self._total(i, row) for row in range(len(rows))]
             scores = np.stack([t[0] for t in totals]) if totals else np.zeros((0, self.lengths[i]))
             steps = np.array([sum(piece[2] for piece in pair.values()) for pair in rows], dtype=np.int64)
-            results.append(RawAttribution(scores=scores, deltas=np.array([t[1] for t in totals]), steps=steps))
+            cuts = tuple(tuple(sorted(a for a, _ in pair if a > 0.0)) for pair in rows) if with_cuts else None
+            results.append(RawAttribution(scores, np.array([t[1] for t in totals]), steps, cuts))
         return results
 
 
@@ -486,6 +519,8 @@ class LayerIG:
     parity = False
     checks_completeness = True
     """Whether the deltas measure this method's own completeness error (and so the tolerance applies)."""
+    warm_starts = True
+    """Whether :meth:`attribute` takes ``start_cuts`` (where a previous explanation's refinement ended)."""
 
     def attribute(
         self,
@@ -494,8 +529,10 @@ class LayerIG:
         texts: Sequence[EncodedText],
         targets: Sequence[Sequence[int]],
         config: ExplainConfig,
+        start_cuts: Sequence[Sequence[tuple[float, ...] | None]] | None = None,
     ) -> list[RawAttribution]:
-        """See :meth:`mlflow_explain.attribution.base.AttributionMethod.attribute`."""
+        """See :meth:`mlflow_explain.attribution.base.AttributionMethod.attribute`; ``start_cuts`` as in
+        :func:`integrated_gradients` (where the adaptive integration starts; used with a tolerance)."""
         raw = integrated_gradients(
             model,
             tokenizer,
@@ -507,6 +544,7 @@ class LayerIG:
             parity=self.parity,
             tolerance=config.tolerance if self.checks_completeness else None,
             max_steps=config.max_steps,
+            start_cuts=start_cuts,
         )
         return [l2_normalize(r) for r in raw]
 
@@ -521,6 +559,7 @@ class LayerIGParity(LayerIG):
     )
     parity = True
     checks_completeness = False  # its delta, like transformers-interpret's, uses another baseline than its path
+    warm_starts = False  # no tolerance: nothing is refined
 
 
 class Saliency:

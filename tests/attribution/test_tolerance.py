@@ -166,3 +166,102 @@ def test_the_pieces_above_their_share_of_the_tolerance_are_halved_largest_error_
 def test_n_steps_defaults_to_a_small_start_with_a_tolerance_and_to_50_without(tolerance, steps):
     assert ExplainConfig(tolerance=tolerance).n_steps == steps
     assert ExplainConfig(tolerance=tolerance, n_steps=12).n_steps == 12
+
+
+def _counting_passes(monkeypatch) -> list[int]:
+    """Count the gradient passes of ``integrated_gradients`` (calls of its scoring step)."""
+    from mlflow_explain.attribution import gradients
+
+    calls: list[int] = []
+    scores = gradients._gradient_scores
+    monkeypatch.setattr(gradients, "_gradient_scores", lambda *a, **k: calls.append(1) or scores(*a, **k))
+    return calls
+
+
+def test_a_warm_start_from_the_last_cuts_gives_the_same_scores_in_one_pass(steep_model, tokenizer, encode, monkeypatch):
+    encoded = encode(SENTENCES)
+    passes = _counting_passes(monkeypatch)
+    cold = integrated_gradients(steep_model, tokenizer, encoded, [ALL] * 4, n_steps=8, tolerance=1e-3, max_steps=512)
+    cold_passes = len(passes)
+    assert all(len(r.cuts) == len(ALL) for r in cold)
+    assert any(cuts for r in cold for cuts in r.cuts) and any(not cuts for r in cold for cuts in r.cuts)
+    passes.clear()
+    warm = integrated_gradients(
+        steep_model,
+        tokenizer,
+        encoded,
+        [ALL] * 4,
+        n_steps=8,
+        tolerance=1e-3,
+        max_steps=512,
+        start_cuts=[r.cuts for r in cold],
+    )
+    assert len(passes) == 1 < cold_passes  # the final pieces at once, no refinement round
+    for before, after in zip(cold, warm, strict=True):
+        np.testing.assert_allclose(after.scores, before.scores, atol=1e-6)
+        assert after.steps.tolist() == before.steps.tolist() and after.cuts == before.cuts
+        assert np.abs(after.deltas).max() <= 1e-3
+
+
+def test_a_warm_start_still_refines_where_the_model_has_moved(steep_model, tokenizer, encode):
+    encoded = encode(SENTENCES)
+    earlier = integrated_gradients(steep_model, tokenizer, encoded, [ALL] * 4, n_steps=8, tolerance=1e-3, max_steps=512)
+    steeper = copy.deepcopy(steep_model)
+    with torch.no_grad():
+        steeper.classifier.weight.mul_(3.0)  # the model saturates further, as training goes on
+    cold = integrated_gradients(steeper, tokenizer, encoded, [ALL] * 4, n_steps=8, tolerance=1e-3, max_steps=512)
+    warm = integrated_gradients(
+        steeper,
+        tokenizer,
+        encoded,
+        [ALL] * 4,
+        n_steps=8,
+        tolerance=1e-3,
+        max_steps=512,
+        start_cuts=[r.cuts for r in earlier],
+    )
+    exact = integrated_gradients(steeper, tokenizer, encoded, [ALL] * 4, n_steps=1024)
+    for result, reference in zip(warm, exact, strict=True):
+        assert np.abs(result.deltas).max() <= 1e-3
+        assert np.abs(result.scores - reference.scores).max() <= 1e-3
+    # it started from the earlier cuts: every earlier cut is still a cut
+    for before, after in zip(earlier, warm, strict=True):
+        assert all(set(b) <= set(a) for b, a in zip(before.cuts, after.cuts, strict=True))
+    assert [r.cuts for r in warm] != [r.cuts for r in earlier]  # and it cut further where needed
+    assert [r.cuts for r in cold] != [r.cuts for r in earlier]
+
+
+def test_a_warm_start_groups_rows_by_piece_and_ignores_layouts_over_the_limit():
+    from mlflow_explain.attribution.gradients import _Pieces
+
+    rule, piece_rule = [(0.5, 1.0)] * 4, [(0.5, 1.0)] * 2
+    pieces = _Pieces([3, 3], [(np.zeros(3), np.ones(3))] * 2, [[0, 1, 2], [0]], rule, piece_rule)
+    cuts = [((0.5,), (0.25, 0.5), ()), [tuple(k / 64 for k in range(1, 64))]]  # the second: 64 pieces, 128 points
+    started = pieces.start(cuts, limit=64)
+    assert sorted((s.sentence, s.start, s.end, s.rows, len(s.points)) for s in started) == [
+        (0, 0.0, 0.25, (1,), 2),
+        (0, 0.0, 0.5, (0,), 2),
+        (0, 0.0, 1.0, (2,), 4),  # no cuts: the whole path with the rule
+        (0, 0.25, 0.5, (1,), 2),
+        (0, 0.5, 1.0, (0, 1), 2),  # a piece two labels share is integrated once for both
+        (1, 0.0, 1.0, (0,), 4),  # over the limit: the whole path
+    ]
+    assert pieces.unknown_points(started) == [(0, 0.25), (0, 0.5)]
+    assert pieces.start([None, None], limit=64) == pieces.whole()
+
+
+def test_explanations_carry_their_cuts_and_start_from_given_ones(steep_model, tokenizer, monkeypatch):
+    examples = [Example(text, LABELS[0]) for text in SENTENCES]
+    config = ExplainConfig(target="all", tolerance=1e-3, n_steps=8, max_steps=512)
+    first = explain_examples(steep_model, tokenizer, examples, config, progress=False)
+    cuts = {(e.text, a.label): a.cuts for e in first for a in e.attributions}
+    assert len(cuts) == len(SENTENCES) * len(LABELS) and any(cuts.values())
+    passes = _counting_passes(monkeypatch)
+    again = explain_examples(steep_model, tokenizer, examples, config, progress=False, start_cuts=cuts)
+    assert len(passes) == 1
+    for before, after in zip(first, again, strict=True):
+        for a, b in zip(before.attributions, after.attributions, strict=True):
+            assert (b.cuts, b.n_steps, b.converged) == (a.cuts, a.n_steps, True)
+            np.testing.assert_allclose([t.score for t in b.tokens], [t.score for t in a.tokens], atol=1e-6)
+    fixed = explain_examples(steep_model, tokenizer, examples, ExplainConfig(tolerance=None, n_steps=8), progress=False)
+    assert all(a.cuts is None for e in fixed for a in e.attributions)  # nothing refined, nothing to start from
