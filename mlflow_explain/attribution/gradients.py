@@ -153,7 +153,8 @@ class _Pieces:
     A sharp rise of the probability (a saturated pair) so gets points where it happens instead of
     everywhere: on the embedded model after 30 epochs the pairs that need refining end at 8-36 points,
     where doubling the rule over the whole path took them to 16-128 (and every doubling integrates the
-    whole path again).
+    whole path again). A later explanation of the same pairs may :meth:`start` from the cuts this one
+    ended with (:attr:`RawAttribution.cuts`), and so skip the rounds that found them.
     """
 
     def __init__(self, lengths: Sequence[int], ends, targets: Sequence[Sequence[int]], rule, piece_rule) -> None:
@@ -180,7 +181,8 @@ class _Pieces:
         for i, targets in enumerate(self.targets):
             given = cuts[i] if i < len(cuts) and cuts[i] is not None else ()
             for row in range(len(targets)):
-                points = sorted({float(p) for p in (given[row] if row < len(given) else None) or () if 0.0 < p < 1.0})
+                row_cuts = given[row] if row < len(given) else None
+                points = sorted({float(p) for p in row_cuts or () if 0.0 < p < 1.0})
                 if (len(points) + 1) * len(self.piece_rule) > limit:
                     points = []
                 bounds = [0.0, *points, 1.0]
