@@ -131,14 +131,8 @@ def explain_examples(
             while start < len(encoded):
                 check_time_budget()
                 chunk, began = slice(start, start + size), time.perf_counter()
-                if cuts is None:
-                    raw.extend(method.attribute(model, tokenizer, encoded[chunk], targets[chunk], config))
-                else:
-                    raw.extend(
-                        method.attribute(
-                            model, tokenizer, encoded[chunk], targets[chunk], config, start_cuts=cuts[chunk]
-                        )
-                    )
+                warm = {} if cuts is None else {"start_cuts": cuts[chunk]}
+                raw.extend(method.attribute(model, tokenizer, encoded[chunk], targets[chunk], config, **warm))
                 bar.update(len(encoded[chunk]))
                 start += size
                 size *= 2 if time.perf_counter() - began < CHUNK_SECONDS else 1

@@ -192,7 +192,9 @@ class _Pieces:
 
     def unknown_points(self, intervals: Sequence[_Interval]) -> list[tuple[int, float]]:
         """The ``(sentence, alpha)`` ends of ``intervals`` whose outputs are not known yet."""
-        points = {(s.sentence, alpha) for s in intervals for alpha in (s.start, s.end)}
+        return self._unknown({(s.sentence, alpha) for s in intervals for alpha in (s.start, s.end)})
+
+    def _unknown(self, points: set[tuple[int, float]]) -> list[tuple[int, float]]:
         return sorted(p for p in points if p[1] not in self.values[p[0]])
 
     def _interval(self, i: int, start: float, end: float, rows: tuple[int, ...]) -> _Interval:
@@ -240,8 +242,7 @@ class _Pieces:
 
     def unknown_midpoints(self, splits: Sequence[_Interval]) -> list[tuple[int, float]]:
         """The ``(sentence, alpha)`` cut points of ``splits`` whose outputs are not known yet."""
-        points = {(s.sentence, 0.5 * (s.start + s.end)) for s in splits}
-        return sorted(p for p in points if p[1] not in self.values[p[0]])
+        return self._unknown({(s.sentence, 0.5 * (s.start + s.end)) for s in splits})
 
     def know(self, outputs: Sequence[tuple[tuple[int, float], np.ndarray]]) -> None:
         """Record the outputs at cut points (from :func:`_path_outputs`)."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from mlflow_explain.explanation import Explanation
 from mlflow_explain.render._common import NEGATIVE_COLOR, POSITIVE_COLOR, Unit
-from mlflow_explain.render.bars import MAX_BARS, importance_bars, top_token_panels, top_tokens_title
+from mlflow_explain.render.bars import MAX_BARS, SUMMARY_COLUMNS, importance_bars, top_token_panels, top_tokens_title
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -29,7 +29,6 @@ PNG_DPI = 110
 """Resolution of every plot written as a picture (:func:`figure_png`)."""
 
 FONT_FAMILY = ["IPAexGothic", "DejaVu Sans"]  # matplotlib-fontja's font, DejaVu for glyphs it lacks
-_PANEL_COLUMNS = 3
 
 
 def pyplot() -> ModuleType:
@@ -133,7 +132,7 @@ def top_tokens_figure(explanations: Sequence[Explanation], *, top_k: int = 10, l
         >>> png = figure_png(top_tokens_figure(explanations, top_k=5))  # doctest: +SKIP
     """
     panels = top_token_panels(explanations, top_k, level)
-    n_cols = min(_PANEL_COLUMNS, max(len(panels), 1))
+    n_cols = min(SUMMARY_COLUMNS, max(len(panels), 1))
     n_rows = max(math.ceil(len(panels) / n_cols), 1)
     plt = pyplot()
     with plt.rc_context({"font.family": FONT_FAMILY}):

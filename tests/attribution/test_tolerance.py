@@ -178,24 +178,22 @@ def _counting_passes(monkeypatch) -> list[int]:
     return calls
 
 
+def _refined(model, tokenizer, encoded, start_cuts=None):
+    """All labels of ``encoded`` from 8 steps, refined to a tolerance of 1e-3 (at most 512 points)."""
+    return integrated_gradients(
+        model, tokenizer, encoded, [ALL] * len(encoded), n_steps=8, tolerance=1e-3, max_steps=512, start_cuts=start_cuts
+    )
+
+
 def test_a_warm_start_from_the_last_cuts_gives_the_same_scores_in_one_pass(steep_model, tokenizer, encode, monkeypatch):
     encoded = encode(SENTENCES)
     passes = _counting_passes(monkeypatch)
-    cold = integrated_gradients(steep_model, tokenizer, encoded, [ALL] * 4, n_steps=8, tolerance=1e-3, max_steps=512)
+    cold = _refined(steep_model, tokenizer, encoded)
     cold_passes = len(passes)
     assert all(len(r.cuts) == len(ALL) for r in cold)
     assert any(cuts for r in cold for cuts in r.cuts) and any(not cuts for r in cold for cuts in r.cuts)
     passes.clear()
-    warm = integrated_gradients(
-        steep_model,
-        tokenizer,
-        encoded,
-        [ALL] * 4,
-        n_steps=8,
-        tolerance=1e-3,
-        max_steps=512,
-        start_cuts=[r.cuts for r in cold],
-    )
+    warm = _refined(steep_model, tokenizer, encoded, start_cuts=[r.cuts for r in cold])
     assert len(passes) == 1 < cold_passes  # the final pieces at once, no refinement round
     for before, after in zip(cold, warm, strict=True):
         np.testing.assert_allclose(after.scores, before.scores, atol=1e-6)
@@ -205,21 +203,12 @@ def test_a_warm_start_from_the_last_cuts_gives_the_same_scores_in_one_pass(steep
 
 def test_a_warm_start_still_refines_where_the_model_has_moved(steep_model, tokenizer, encode):
     encoded = encode(SENTENCES)
-    earlier = integrated_gradients(steep_model, tokenizer, encoded, [ALL] * 4, n_steps=8, tolerance=1e-3, max_steps=512)
+    earlier = _refined(steep_model, tokenizer, encoded)
     steeper = copy.deepcopy(steep_model)
     with torch.no_grad():
         steeper.classifier.weight.mul_(3.0)  # the model saturates further, as training goes on
-    cold = integrated_gradients(steeper, tokenizer, encoded, [ALL] * 4, n_steps=8, tolerance=1e-3, max_steps=512)
-    warm = integrated_gradients(
-        steeper,
-        tokenizer,
-        encoded,
-        [ALL] * 4,
-        n_steps=8,
-        tolerance=1e-3,
-        max_steps=512,
-        start_cuts=[r.cuts for r in earlier],
-    )
+    cold = _refined(steeper, tokenizer, encoded)
+    warm = _refined(steeper, tokenizer, encoded, start_cuts=[r.cuts for r in earlier])
     exact = integrated_gradients(steeper, tokenizer, encoded, [ALL] * 4, n_steps=1024)
     for result, reference in zip(warm, exact, strict=True):
         assert np.abs(result.deltas).max() <= 1e-3
